@@ -1,0 +1,126 @@
+"""The composition root: settings in, a wired store, providers, service and worker out.
+
+Nothing happens at import time; ``build`` does the wiring and the caller
+(``numbers-bot serve``, the CLI, a test) owns the result and closes it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Callable
+
+import httpx
+
+from bot.config import Settings
+from bot.providers.base import Provider
+from bot.sandbox import SandboxServices
+from bot.services import Directory, Notifier, NumbersService, StaticDirectory
+from bot.store.db import Store, utcnow
+from bot.worker import Worker
+
+
+def build_providers(
+    settings: Settings, *, sandbox: SandboxServices | None = None
+) -> tuple[dict[str, Provider], SandboxServices | None]:
+    """Real clients for the providers with credentials; the sandbox services when none have any
+    (or ``NUMBERS_SANDBOX=1``). The same client code runs either way: only the transport differs."""
+    from bot.providers.acs import AcsProvider
+    from bot.providers.plivo import PlivoProvider
+    from bot.providers.webex import WebexProvider
+
+    poll = settings.poll_interval
+    if settings.uses_sandbox or sandbox is not None:
+        from bot.sandbox.acs import SANDBOX_ACS_ACCESS_KEY, SANDBOX_ACS_ENDPOINT
+        from bot.sandbox.plivo import SANDBOX_PLIVO_API_URL, SANDBOX_PLIVO_AUTH_ID, SANDBOX_PLIVO_AUTH_TOKEN
+        from bot.sandbox.webex import SANDBOX_WEBEX_API_URL, SANDBOX_WEBEX_TOKEN
+
+        if sandbox is None:
+            sandbox = SandboxServices.create(settings.sandbox_state_path, latency=settings.sandbox_latency)
+        providers: dict[str, Provider] = {
+            "acs": AcsProvider(
+                SANDBOX_ACS_ENDPOINT,
+                SANDBOX_ACS_ACCESS_KEY,
+                transport=httpx.ASGITransport(app=sandbox.acs),
+                poll_interval=poll,
+            ),
+            "plivo": PlivoProvider(
+                SANDBOX_PLIVO_AUTH_ID,
+                SANDBOX_PLIVO_AUTH_TOKEN,
+                api_url=SANDBOX_PLIVO_API_URL,
+                app_id=settings.plivo_app_id,
+                transport=httpx.ASGITransport(app=sandbox.plivo),
+            ),
+            "webex": WebexProvider(
+                SANDBOX_WEBEX_TOKEN,
+                api_url=SANDBOX_WEBEX_API_URL,
+                org_id=settings.webex_org_id,
+                location_id=settings.webex_location_id,
+                transport=httpx.ASGITransport(app=sandbox.webex),
+            ),
+        }
+        return providers, sandbox
+    providers = {}
+    if settings.acs_connection_string:
+        providers["acs"] = AcsProvider.from_connection_string(
+            settings.acs_connection_string.get_secret_value(), poll_interval=poll
+        )
+    if settings.plivo_auth_id and settings.plivo_auth_token:
+        providers["plivo"] = PlivoProvider(
+            settings.plivo_auth_id,
+            settings.plivo_auth_token.get_secret_value(),
+            api_url=settings.plivo_api_url,
+            app_id=settings.plivo_app_id,
+        )
+    if settings.webex_access_token:
+        providers["webex"] = WebexProvider(
+            settings.webex_access_token.get_secret_value(),
+            api_url=settings.webex_api_url,
+            org_id=settings.webex_org_id,
+            location_id=settings.webex_location_id,
+        )
+    return providers, None
+
+
+@dataclass
+class Components:
+    settings: Settings
+    store: Store
+    providers: dict[str, Provider]
+    service: NumbersService
+    worker: Worker
+    sandbox: SandboxServices | None = None
+    closers: list[Callable] = field(default_factory=list)
+
+    async def aclose(self) -> None:
+        await self.worker.stop()
+        for provider in self.providers.values():
+            await provider.aclose()
+        self.store.close()
+
+
+def build(
+    settings: Settings,
+    *,
+    directory: Directory | None = None,
+    notifier: Notifier | None = None,
+    clock: Callable[[], datetime] = utcnow,
+    sandbox: SandboxServices | None = None,
+    providers: dict[str, Provider] | None = None,
+    store: Store | None = None,
+) -> Components:
+    store = store or Store(settings.db_path, clock=clock)
+    if providers is None:
+        providers, sandbox = build_providers(settings, sandbox=sandbox)
+    service = NumbersService(
+        store,
+        providers,
+        settings.policy,
+        directory=directory or StaticDirectory(settings.approver_ids),
+        notifier=notifier,
+        request_ttl=settings.request_ttl,
+        remind_after=settings.remind_after,
+        clock=clock,
+    )
+    worker = Worker(service, poll_interval=settings.poll_interval)
+    return Components(settings, store, providers, service, worker, sandbox)

@@ -1,0 +1,428 @@
+"""``numbers-bot``: the terminal face of the same services the Slack bot uses.
+
+A thin shell: parse arguments, call one service, print. ``--json`` puts only
+JSON on stdout (progress and logs go to stderr). The caller is ``$USER``
+unless ``--as`` names a Slack user id.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+from bot.config import Settings, load_settings
+from bot.domain.commands import parse_request_id, parse_search
+from bot.domain.display import both, until
+from bot.domain.errors import ConfigError, NumbersError, UsageError
+from bot.domain.models import NumberRequest, Offer
+from bot.domain.policy import money
+from bot.domain.states import State
+
+log = logging.getLogger("numbers-bot")
+
+
+def err(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+class TerminalNotifier:
+    """Progress lines on stderr, so ``--json`` stdout stays clean."""
+
+    async def notify(self, request: NumberRequest, what: str, *, actor: str | None = None, text: str | None = None) -> None:
+        line = f"request #{request.id}: {what.replace('_', ' ')}"
+        if actor:
+            line += f" by {actor}"
+        if what == "fulfilled":
+            line += " — " + ", ".join(both(n) for n in request.numbers)
+        if text:
+            line += f" — {text}"
+        err(line)
+
+
+# --- rendering for people -------------------------------------------------
+
+
+def offer_line(offer: Offer) -> str:
+    cost = money(offer.unit_monthly_cost, offer.currency)
+    parts = [f"{offer.id}  {offer.provider:<5}"]
+    if offer.numbers:
+        parts.append(", ".join(both(n) for n in offer.numbers))
+    d = offer.details
+    if offer.kind == "rent":
+        parts.append(f"{d.get('region') or d.get('country', '')} prefix {d.get('prefix', '?')} — {offer.max_quantity} in stock")
+    if offer.kind == "assign" and d.get("location_name"):
+        parts.append(f"at {d['location_name']} ({d.get('state', '')})")
+    caps = "/".join(c for c, on in (("voice", offer.voice), ("sms", offer.sms)) if on) or "no capabilities listed"
+    parts.append(caps)
+    parts.append(f"{cost}/month each")
+    if offer.unit_setup_cost:
+        parts.append(f"setup {money(offer.unit_setup_cost, offer.currency)}")
+    if offer.expires_at:
+        parts.append(until(offer.expires_at))
+    return "  ".join(parts)
+
+
+def request_text(request: NumberRequest, *, events: bool = False) -> str:
+    lines = [
+        f"#{request.id}  {request.state.value}  {request.provider} {request.kind}  x{request.quantity}  "
+        f"{money(request.monthly_total, request.currency)}/month  requested by {request.requester}",
+    ]
+    if request.numbers:
+        lines.append("   numbers: " + ", ".join(both(n) for n in request.numbers))
+    lines.append(f"   reason: {request.justification}")
+    if request.outcome:
+        lines.append(f"   note: {request.outcome}")
+    if events:
+        for e in request.events:
+            lines.append(f"   {e.at:%Y-%m-%d %H:%M:%S} {e.actor}: {e.message}")
+    return "\n".join(lines)
+
+
+def emit(args: argparse.Namespace, data: Any, human: str) -> None:
+    if args.json:
+        print(json.dumps(data, indent=2, default=str))
+    else:
+        print(human)
+
+
+# --- verbs ------------------------------------------------------------------
+
+
+def caller(args: argparse.Namespace) -> str:
+    return args.as_user or os.environ.get("USER") or getpass.getuser()
+
+
+async def with_components(settings: Settings, fn):
+    from bot.app import build
+
+    components = build(settings, notifier=TerminalNotifier())
+    try:
+        return await fn(components)
+    finally:
+        await components.aclose()
+
+
+async def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
+    query = parse_search(args.words)
+
+    async def run(c):
+        err(f"searching {', '.join(c.service.searchable_providers(query))}…")
+        result = await c.service.search(caller(args), query)
+        for p in result.problems:
+            err(f"warning: {p}")
+        human = "\n".join(offer_line(o) for o in result.offers) or "No numbers found; try another area code or type."
+        emit(args, result.to_json(), human)
+        return 0
+
+    return await with_components(settings, run)
+
+
+async def cmd_assign(args: argparse.Namespace, settings: Settings) -> int:
+    async def run(c):
+        result = await c.service.assign_search(caller(args), " ".join(args.location) or None)
+        for p in result.problems:
+            err(f"warning: {p}")
+        emit(args, result.to_json(), "\n".join(offer_line(o) for o in result.offers) or "No Webex numbers available.")
+        return 0
+
+    return await with_components(settings, run)
+
+
+async def cmd_request(args: argparse.Namespace, settings: Settings) -> int:
+    async def run(c):
+        request = await c.service.request(
+            caller(args), args.offer_id, args.reason, quantity=args.quantity, email=args.email
+        )
+        emit(args, request.to_json(), request_text(request))
+        return 0
+
+    return await with_components(settings, run)
+
+
+async def cmd_approve(args: argparse.Namespace, settings: Settings) -> int:
+    request_id = parse_request_id(args.request_id, "approve")
+
+    async def run(c):
+        result = await c.service.approve(request_id, caller(args))
+        request = result.request
+        if result.complete and not args.no_wait:
+            request = await c.worker.drain(request_id)
+        elif not result.complete:
+            err(f"approval {result.approvals} of {result.required} counted; waiting for more approvers")
+        request = c.service.get(request_id)
+        emit(args, request.to_json(), request_text(request))
+        return 0 if request.state not in (State.FAILED, State.NEEDS_ATTENTION) else 1
+
+    return await with_components(settings, run)
+
+
+async def cmd_deny(args: argparse.Namespace, settings: Settings) -> int:
+    request_id = parse_request_id(args.request_id, "deny")
+
+    async def run(c):
+        request = await c.service.deny(request_id, caller(args), args.reason)
+        emit(args, request.to_json(), request_text(request))
+        return 0
+
+    return await with_components(settings, run)
+
+
+async def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
+    request_id = parse_request_id(args.request_id, "cancel")
+
+    async def run(c):
+        request = await c.service.cancel(request_id, caller(args))
+        emit(args, request.to_json(), request_text(request))
+        return 0
+
+    return await with_components(settings, run)
+
+
+async def cmd_mine(args: argparse.Namespace, settings: Settings) -> int:
+    async def run(c):
+        requests = c.service.mine(caller(args))
+        emit(args, [r.to_json() for r in requests], "\n".join(request_text(r) for r in requests) or "No requests yet.")
+        return 0
+
+    return await with_components(settings, run)
+
+
+async def cmd_pending(args: argparse.Namespace, settings: Settings) -> int:
+    async def run(c):
+        requests = await c.service.pending(caller(args))
+        emit(args, [r.to_json() for r in requests], "\n".join(request_text(r) for r in requests) or "Nothing pending.")
+        return 0
+
+    return await with_components(settings, run)
+
+
+async def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
+    request_id = parse_request_id(args.request_id, "show")
+
+    async def run(c):
+        request = await c.service.show(request_id, caller(args))
+        emit(args, request.to_json(), request_text(request, events=True))
+        return 0
+
+    return await with_components(settings, run)
+
+
+async def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
+    async def run(c):
+        chunks = await c.service.audit_csv(caller(args), args.days)
+        out = open(args.output, "w", newline="") if args.output else sys.stdout
+        try:
+            if args.json:
+                import csv
+                import io
+
+                rows = list(csv.DictReader(io.StringIO("".join(chunks))))
+                json.dump(rows, out, indent=2)
+                out.write("\n")
+            else:
+                for chunk in chunks:
+                    out.write(chunk)
+        finally:
+            if out is not sys.stdout:
+                out.close()
+        return 0
+
+    return await with_components(settings, run)
+
+
+async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    """search → request → approve → purchase of US toll-free numbers on the sandbox."""
+    requester, approver = "UDEMOREQ01", "UDEMOAPR01"
+    with tempfile.TemporaryDirectory(prefix="numbers-bot-demo-") as tmp:
+        demo = load_settings(
+            NUMBERS_DB=str(Path(tmp) / "demo.db"),
+            NUMBERS_SANDBOX=True,
+            NUMBERS_APPROVERS=approver,
+            NUMBERS_POLL_INTERVAL=0.25,
+            NUMBERS_AUTO_APPROVE_BELOW=0,
+            NUMBERS_MONTHLY_BUDGET="",
+        )
+
+        async def run(c):
+            say = err if args.json else print
+            query = parse_search(["US", "tollfree", "x2", "sms"])
+            say(f"1. {requester} searches: /numbers search US tollfree x2 sms (sandbox ACS, Plivo)")
+            result = await c.service.search(requester, query)
+            for o in result.offers[:5]:
+                say("   " + offer_line(o))
+            acs = [o for o in result.offers if o.provider == "acs"]
+            if not acs:
+                raise NumbersError("the sandbox returned no ACS offer: " + "; ".join(result.problems))
+            offer = acs[0]
+            say(f"2. {requester} requests offer {offer.id} with a reason")
+            request = await c.service.request(requester, offer.id, "Support line for the spring campaign")
+            say(f"   request #{request.id} is {request.state.value}; approval card goes to the approvers")
+            say(f"3. {approver} approves request #{request.id}")
+            await c.service.approve(request.id, approver)
+            say("4. the worker buys the held numbers and polls the purchase until it succeeds")
+            done = await c.worker.drain(request.id, timeout=120)
+            say(f"5. request #{done.id} is {done.state.value}: " + ", ".join(both(n) for n in done.numbers))
+            say(f"   {money(done.monthly_total, done.currency)}/month; history:")
+            for e in done.events:
+                say(f"   {e.at:%H:%M:%S} {e.actor}: {e.message}")
+            if args.json:
+                print(json.dumps(done.to_json(), indent=2, default=str))
+            return 0 if done.state == State.FULFILLED else 1
+
+        return await with_components(demo, run)
+
+
+def cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from bot.sandbox import SandboxServices, combined_app
+
+    services = SandboxServices.create(args.state, latency=args.latency)
+    base = f"http://{args.host}:{args.port}"
+    from bot.sandbox.acs import SANDBOX_ACS_ACCESS_KEY
+    from bot.sandbox.plivo import SANDBOX_PLIVO_AUTH_ID, SANDBOX_PLIVO_AUTH_TOKEN
+    from bot.sandbox.webex import SANDBOX_WEBEX_TOKEN
+
+    # These are the sandbox's own made-up credentials, printed so that they can be pasted.
+    err("Simulated ACS, Plivo and Webex on one port. Point the real clients at them with:")
+    err(f"  ACS_CONNECTION_STRING='endpoint={base}/;accesskey={SANDBOX_ACS_ACCESS_KEY}'")
+    err(f"  PLIVO_API_URL={base} PLIVO_AUTH_ID={SANDBOX_PLIVO_AUTH_ID} PLIVO_AUTH_TOKEN={SANDBOX_PLIVO_AUTH_TOKEN}")
+    err(f"  WEBEX_API_URL={base}/v1 WEBEX_ACCESS_TOKEN={SANDBOX_WEBEX_TOKEN}")
+    uvicorn.run(combined_app(services), host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.server import serve
+
+    settings.require_slack()
+    serve(settings)
+    return 0
+
+
+async def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.doctor import run_checks
+
+    ok = True
+    for check in await run_checks(settings):
+        ok &= check.ok
+        print(f"{'ok    ' if check.ok else 'FAILED'}  {check.name}: {check.detail}")
+    return 0 if ok else 1
+
+
+# --- argument parsing ----------------------------------------------------------
+
+
+def parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print only JSON on stdout")
+    common.add_argument("--as", dest="as_user", metavar="USER", help="act as this Slack user id (default $USER)")
+
+    p = argparse.ArgumentParser(
+        prog="numbers-bot",
+        description="Search, request, approve and buy phone numbers (ACS, Plivo, Webex) — Slack bot and CLI.",
+    )
+    sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    s = sub.add_parser("search", parents=[common], help="search: <CC> [local|tollfree|national] [prefix] [xN] [sms] [voice] [via acs|plivo]")
+    s.add_argument("words", nargs="+", metavar="WORD")
+    s.set_defaults(run=cmd_search)
+
+    s = sub.add_parser("assign", parents=[common], help="Webex numbers available as your primary number")
+    s.add_argument("location", nargs="*")
+    s.set_defaults(run=cmd_assign)
+
+    s = sub.add_parser("request", parents=[common], help="request an offer: request <offer id> --reason …")
+    s.add_argument("offer_id")
+    s.add_argument("--reason", required=True, help="why the numbers are needed (required)")
+    s.add_argument("--quantity", type=int, help="how many (Plivo groups)")
+    s.add_argument("--email", help="your e-mail (Webex assignments find your person by it)")
+    s.set_defaults(run=cmd_request)
+
+    s = sub.add_parser("approve", parents=[common], help="approve a request and carry it to its outcome")
+    s.add_argument("request_id")
+    s.add_argument("--no-wait", action="store_true", help="leave the purchase to a running server's worker")
+    s.set_defaults(run=cmd_approve)
+
+    s = sub.add_parser("deny", parents=[common], help="deny a request: deny <id> --reason …")
+    s.add_argument("request_id")
+    s.add_argument("--reason", required=True)
+    s.set_defaults(run=cmd_deny)
+
+    for verb, fn, helptext in (
+        ("cancel", cmd_cancel, "withdraw your pending request"),
+        ("show", cmd_show, "one request with its history"),
+    ):
+        s = sub.add_parser(verb, parents=[common], help=helptext)
+        s.add_argument("request_id")
+        s.set_defaults(run=fn)
+
+    s = sub.add_parser("mine", parents=[common], help="your requests")
+    s.set_defaults(run=cmd_mine)
+    s = sub.add_parser("pending", parents=[common], help="requests waiting for a decision (approvers)")
+    s.set_defaults(run=cmd_pending)
+
+    s = sub.add_parser("audit", parents=[common], help="every event of the last N days as CSV (approvers)")
+    s.add_argument("days", nargs="?", type=int, default=30)
+    s.add_argument("--csv", action="store_true", help="CSV output (the default)")
+    s.add_argument("--output", "-o", help="write to this file instead of stdout")
+    s.set_defaults(run=cmd_audit)
+
+    s = sub.add_parser("demo", parents=[common], help="the whole flow on the sandbox, with a temporary store")
+    s.set_defaults(run=cmd_demo)
+
+    s = sub.add_parser("sandbox", help="serve the simulated provider services over HTTP")
+    s.add_argument("--port", type=int, default=8700)
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
+    s.add_argument("--state", help="SQLite file for the simulated inventory (default: in memory)")
+    s.set_defaults(run=cmd_sandbox, json=False)
+
+    s = sub.add_parser("serve", help="run the Slack bot (HTTP on $PORT, or Socket Mode with SLACK_APP_TOKEN)")
+    s.set_defaults(run=cmd_serve, json=False)
+
+    s = sub.add_parser("doctor", help="check settings, Slack token, provider credentials and the store")
+    s.set_defaults(run=cmd_doctor, json=False)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=os.environ.get("LOG_LEVEL", "WARNING").upper() if args.verb not in ("serve",) else "INFO",
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        settings = load_settings()
+        result = args.run(args, settings)
+        if asyncio.iscoroutine(result):
+            result = asyncio.run(result)
+        return int(result or 0)
+    except ConfigError as exc:
+        err("numbers-bot cannot start:")
+        for problem in exc.problems:
+            err(f"  {problem}")
+        return 2
+    except UsageError as exc:
+        err(f"error: {exc}")
+        return 2
+    except NumbersError as exc:
+        if getattr(args, "json", False):
+            print(json.dumps({"error": str(exc), "kind": type(exc).__name__}))
+        err(f"error: {exc}")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,225 @@
+"""Settings, from the environment or a ``.env`` file (pydantic-settings).
+
+``load_settings()`` reads them all; a wrong value stops the program with one
+line per problem naming the variable. Which settings are *required* depends on
+the command (``serve`` needs Slack's, the CLI does not), so that is checked by
+``require_slack``.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.domain.errors import ConfigError
+from bot.domain.policy import Policy
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$", re.I)
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: Any) -> float:
+    """``90``, ``90s``, ``30m``, ``4h``, ``1d`` → seconds."""
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        m = _DURATION.match(str(value))
+        if not m:
+            raise ValueError("a duration like 90s, 30m, 4h or 1d")
+        seconds = float(m.group(1)) * _UNITS[m.group(2).lower()]
+    if seconds <= 0:
+        raise ValueError("a duration above zero")
+    return seconds
+
+
+# Where each setting comes from, for messages about missing ones.
+WHERE = {
+    "SLACK_BOT_TOKEN": "Slack app → OAuth & Permissions → Bot User OAuth Token (xoxb-…)",
+    "SLACK_SIGNING_SECRET": "Slack app → Basic Information → App Credentials → Signing Secret",
+    "SLACK_APP_TOKEN": "Slack app → Basic Information → App-Level Tokens, scope connections:write (xapp-…)",
+    "NUMBERS_APPROVAL_CHANNEL": "the channel id (C…) where approval cards go; invite the bot there",
+    "NUMBERS_APPROVERS": "comma-separated Slack user ids (U…) and user-group ids (S…)",
+}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True)
+
+    # Slack
+    slack_bot_token: SecretStr | None = Field(None, alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: SecretStr | None = Field(None, alias="SLACK_SIGNING_SECRET")
+    slack_app_token: SecretStr | None = Field(None, alias="SLACK_APP_TOKEN")
+    slack_api_url: str = Field("https://slack.com/api/", alias="SLACK_API_URL")
+    port: int = Field(3000, alias="PORT", ge=1, le=65535)
+
+    # Product
+    approval_channel: str | None = Field(None, alias="NUMBERS_APPROVAL_CHANNEL")
+    approvers: str = Field("", alias="NUMBERS_APPROVERS")
+    allow_self_approval: bool = Field(False, alias="NUMBERS_ALLOW_SELF_APPROVAL")
+    required_approvals: int = Field(1, alias="NUMBERS_REQUIRED_APPROVALS", ge=1, le=10)
+    max_quantity: int = Field(10, alias="NUMBERS_MAX_QUANTITY", ge=1, le=1000)
+    auto_approve_below: Decimal = Field(Decimal("0"), alias="NUMBERS_AUTO_APPROVE_BELOW", ge=0)
+    monthly_budget: Decimal | None = Field(None, alias="NUMBERS_MONTHLY_BUDGET", ge=0)
+    request_ttl: float = Field(24 * 3600, alias="NUMBERS_REQUEST_TTL")
+    remind_after: float = Field(4 * 3600, alias="NUMBERS_REMIND_AFTER")
+    db_path: str = Field("./numbers.db", alias="NUMBERS_DB")
+    sandbox: bool = Field(False, alias="NUMBERS_SANDBOX")
+    sandbox_db: str | None = Field(None, alias="NUMBERS_SANDBOX_DB")
+    sandbox_latency: float = Field(0.0, alias="NUMBERS_SANDBOX_LATENCY", ge=0, le=60)
+    poll_interval: float = Field(2.0, alias="NUMBERS_POLL_INTERVAL", gt=0, le=60)
+    log_level: str = Field("INFO", alias="LOG_LEVEL")
+
+    # Providers
+    acs_connection_string: SecretStr | None = Field(None, alias="ACS_CONNECTION_STRING")
+    plivo_auth_id: str | None = Field(None, alias="PLIVO_AUTH_ID")
+    plivo_auth_token: SecretStr | None = Field(None, alias="PLIVO_AUTH_TOKEN")
+    plivo_app_id: str | None = Field(None, alias="PLIVO_APP_ID")
+    plivo_api_url: str = Field("https://api.plivo.com", alias="PLIVO_API_URL")
+    webex_access_token: SecretStr | None = Field(None, alias="WEBEX_ACCESS_TOKEN")
+    webex_org_id: str | None = Field(None, alias="WEBEX_ORG_ID")
+    webex_location_id: str | None = Field(None, alias="WEBEX_LOCATION_ID", max_length=36)
+    webex_api_url: str = Field("https://webexapis.com/v1", alias="WEBEX_API_URL")
+
+    @field_validator("request_ttl", "remind_after", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> float:
+        return parse_duration(v)
+
+    @field_validator("monthly_budget", mode="before")
+    @classmethod
+    def _blank_budget(cls, v: Any) -> Any:
+        return None if v in ("", None) else v
+
+    @field_validator("auto_approve_below", mode="before")
+    @classmethod
+    def _decimal(cls, v: Any) -> Any:
+        if v in ("", None):
+            return Decimal("0")
+        try:
+            return Decimal(str(v))
+        except InvalidOperation:
+            raise ValueError("an amount in USD, like 5 or 2.50") from None
+
+    @field_validator("approvers")
+    @classmethod
+    def _approvers(cls, v: str) -> str:
+        ids = [a.strip() for a in v.split(",") if a.strip()]
+        bad = [a for a in ids if not re.fullmatch(r"[UWS][A-Z0-9]{2,}", a)]
+        if bad:
+            raise ValueError(f"Slack user ids (U…/W…) or user-group ids (S…); not {', '.join(bad)}")
+        return ",".join(ids)
+
+    @field_validator("approval_channel")
+    @classmethod
+    def _channel(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return None
+        v = v.strip().lstrip("#")
+        return v
+
+    @field_validator("plivo_auth_id")
+    @classmethod
+    def _plivo_id(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return None
+        if not re.fullmatch(r"(MA|SA)[A-Z0-9]{18}", v):
+            raise ValueError("a Plivo auth id: 20 characters starting MA or SA")
+        return v
+
+    @field_validator("acs_connection_string")
+    @classmethod
+    def _acs(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is None or not v.get_secret_value():
+            return None
+        text = v.get_secret_value().lower()
+        if "endpoint=" not in text or "accesskey=" not in text:
+            raise ValueError("endpoint=https://<resource>.communication.azure.com/;accesskey=<key>")
+        return v
+
+    # --- derived -----------------------------------------------------------
+
+    @property
+    def approver_ids(self) -> frozenset[str]:
+        return frozenset(a for a in self.approvers.split(",") if a)
+
+    @property
+    def policy(self) -> Policy:
+        return Policy(
+            approvers=self.approver_ids,
+            allow_self_approval=self.allow_self_approval,
+            required_approvals=self.required_approvals,
+            max_quantity=self.max_quantity,
+            auto_approve_below=self.auto_approve_below,
+            monthly_budget=self.monthly_budget,
+        )
+
+    @property
+    def has_provider_credentials(self) -> bool:
+        return bool(
+            self.acs_connection_string
+            or (self.plivo_auth_id and self.plivo_auth_token)
+            or self.webex_access_token
+        )
+
+    @property
+    def uses_sandbox(self) -> bool:
+        return self.sandbox or not self.has_provider_credentials
+
+    @property
+    def sandbox_state_path(self) -> str | None:
+        if self.sandbox_db:
+            return self.sandbox_db
+        if self.db_path == ":memory:":
+            return None
+        return str(Path(self.db_path).with_suffix(".sandbox.db"))
+
+    def secrets(self) -> list[str]:
+        """Every secret value, so tests and log filters can check none leaks."""
+        out = []
+        for v in (
+            self.slack_bot_token,
+            self.slack_signing_secret,
+            self.slack_app_token,
+            self.acs_connection_string,
+            self.plivo_auth_token,
+            self.webex_access_token,
+        ):
+            if v is not None and v.get_secret_value():
+                out.append(v.get_secret_value())
+        return out
+
+    def require_slack(self) -> None:
+        """Stop with one line per missing Slack setting, saying where to get it."""
+        missing = []
+        if not self.slack_bot_token:
+            missing.append("SLACK_BOT_TOKEN")
+        if not self.slack_app_token and not self.slack_signing_secret:
+            missing.append("SLACK_SIGNING_SECRET")
+        if not self.approval_channel:
+            missing.append("NUMBERS_APPROVAL_CHANNEL")
+        if not self.approver_ids:
+            missing.append("NUMBERS_APPROVERS")
+        if missing:
+            raise ConfigError([f"{name} is not set: {WHERE[name]}" for name in missing])
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings; raise ``ConfigError`` with one line per bad variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = err.get("loc") or ("?",)
+            name = str(loc[0])
+            field = Settings.model_fields.get(name)
+            env = field.alias if field is not None and field.alias else name.upper()
+            msg = err.get("msg", "invalid")
+            msg = msg.removeprefix("Value error, ")
+            problems.append(f"{env}: {msg}")
+        raise ConfigError(problems) from None

@@ -1,0 +1,99 @@
+"""``numbers-bot doctor``: one line per check, ok or failed and why; secrets masked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.config import Settings
+from bot.domain.errors import NumbersError
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+def mask(secret: str | None) -> str:
+    if not secret:
+        return "not set"
+    return f"set ({secret[:4]}…, {len(secret)} characters)" if len(secret) > 12 else "set"
+
+
+async def run_checks(settings: Settings) -> list[Check]:
+    checks: list[Check] = []
+    checks.append(_settings_check(settings))
+    checks.append(await _slack_check(settings))
+    checks.extend(await _provider_checks(settings))
+    checks.append(_store_check(settings))
+    return checks
+
+
+def _settings_check(settings: Settings) -> Check:
+    try:
+        settings.require_slack()
+    except NumbersError as exc:
+        return Check("settings", False, str(exc).replace("\n", "; "))
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    mode = "Socket Mode" if settings.slack_app_token else f"HTTP on port {settings.port}"
+    return Check(
+        "settings",
+        True,
+        f"{mode}; bot token {mask(token)}; approvers {len(settings.approver_ids)}; "
+        f"channel {settings.approval_channel}; {settings.required_approvals} approval(s) needed",
+    )
+
+
+async def _slack_check(settings: Settings) -> Check:
+    if not settings.slack_bot_token:
+        return Check("slack", False, "SLACK_BOT_TOKEN is not set")
+    from slack_sdk.errors import SlackApiError
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    client = AsyncWebClient(token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url, timeout=10)
+    try:
+        answer = await client.auth_test()
+    except SlackApiError as exc:
+        return Check("slack", False, f"auth.test said {exc.response.get('error', 'an error')}")
+    except Exception as exc:  # network: say what, not the token
+        return Check("slack", False, f"auth.test could not be reached ({type(exc).__name__})")
+    return Check("slack", True, f"auth.test ok: bot {answer.get('user')} in team {answer.get('team')}")
+
+
+async def _provider_checks(settings: Settings) -> list[Check]:
+    from bot.app import build_providers
+
+    providers, sandbox = build_providers(settings)
+    checks = []
+    label = " (sandbox)" if sandbox is not None else ""
+    if not providers:
+        return [Check("providers", False, "no provider has credentials")]
+    for name, provider in providers.items():
+        try:
+            detail = await provider.check()
+            checks.append(Check(f"{name}{label}", True, detail))
+        except NumbersError as exc:
+            checks.append(Check(f"{name}{label}", False, str(exc)))
+        except Exception as exc:
+            checks.append(Check(f"{name}{label}", False, f"unexpected {type(exc).__name__}"))
+        finally:
+            await provider.aclose()
+    return checks
+
+
+def _store_check(settings: Settings) -> Check:
+    from bot.store.db import Store
+    from bot.store.migrations import current_version
+
+    try:
+        store = Store(settings.db_path)
+    except Exception as exc:
+        return Check("store", False, f"{settings.db_path}: {exc}")
+    try:
+        version = current_version(store.db)
+        count = store.db.execute("SELECT COUNT(*) FROM requests").fetchone()[0]
+        mode = store.db.execute("PRAGMA journal_mode").fetchone()[0]
+    finally:
+        store.close()
+    return Check("store", True, f"{settings.db_path}: schema v{version}, {count} request(s), journal {mode}")

@@ -1,0 +1,176 @@
+"""The ``/numbers`` command grammar (SPEC.md "Slack surface"), shared by Slack and the CLI.
+
+``parse(text)`` returns a ``Command`` or raises ``UsageError`` whose message says
+exactly what was wrong and whose ``usage`` is the help text. It never raises
+anything else, whatever the input (a property test holds it to that).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import phonenumbers
+
+from bot.domain.errors import UsageError
+from bot.providers.base import NUMBER_TYPES, SearchQuery
+
+SEARCH_PROVIDERS = ("acs", "plivo")
+MAX_TEXT = 500
+
+USAGE = """\
+*Usage* — `/numbers <verb> …`
+• `/numbers` or `/numbers search` — open the search form
+• `/numbers search <CC> [local|tollfree|national] [<area code or prefix>] [x<N>] [sms] [voice] [via acs|plivo]`
+   e.g. `/numbers search US tollfree 833 x2 sms`, `/numbers search GB local 20 via plivo`
+• `/numbers assign [<location>]` — Webex numbers you can take as your primary number
+• `/numbers mine` — your requests
+• `/numbers pending` — requests waiting for a decision (approvers)
+• `/numbers show <request id>` — one request and its history
+• `/numbers cancel <request id>` — withdraw your pending request
+• `/numbers audit [<days>]` — CSV of every event (approvers; default 30 days)
+• `/numbers help` — this text"""
+
+TYPE_WORDS = {
+    "local": "local",
+    "geographic": "local",
+    "tollfree": "tollfree",
+    "toll-free": "tollfree",
+    "national": "national",
+}
+
+_REQUEST_ID = re.compile(r"^#?(?:r-?)?(\d{1,12})$", re.I)
+_QUANTITY = re.compile(r"^x(\d{1,6})$", re.I)
+
+
+@dataclass(frozen=True)
+class Command:
+    verb: str  # search-form | search | assign | mine | pending | show | cancel | audit | help
+    query: SearchQuery | None = None
+    request_id: int | None = None
+    days: int | None = None
+    location: str | None = None
+    args: tuple[str, ...] = field(default_factory=tuple)
+
+
+def usage_error(message: str) -> UsageError:
+    return UsageError(message, usage=USAGE)
+
+
+def parse_request_id(word: str | None, verb: str) -> int:
+    if not word:
+        raise usage_error(f"`{verb}` needs a request id, e.g. `/numbers {verb} 42`.")
+    m = _REQUEST_ID.match(word.strip())
+    if not m:
+        raise usage_error(f"`{word}` is not a request id; request ids are numbers, e.g. `/numbers {verb} 42`.")
+    return int(m.group(1))
+
+
+def parse_search(words: list[str]) -> SearchQuery:
+    if not words:
+        raise usage_error("`search` needs a country code, e.g. `/numbers search US tollfree`.")
+    country = words[0].upper()
+    if not re.fullmatch(r"[A-Z]{2}", country):
+        raise usage_error(f"`{words[0]}` is not a two-letter country code (ISO 3166), e.g. US, GB, DE.")
+    if country not in phonenumbers.SUPPORTED_REGIONS:
+        raise usage_error(f"`{country}` is not a country code I know (ISO 3166 two letters, e.g. US, GB, DE).")
+    number_type: str | None = None
+    prefix: str | None = None
+    quantity: int | None = None
+    sms = voice = False
+    provider: str | None = None
+    i = 1
+    while i < len(words):
+        word = words[i]
+        low = word.lower()
+        if low in TYPE_WORDS:
+            if number_type is not None:
+                raise usage_error(f"Give one number type, not `{number_type}` and `{low}`.")
+            number_type = TYPE_WORDS[low]
+        elif re.fullmatch(r"\+?\d+", word):
+            if prefix is not None:
+                raise usage_error(f"Give one area code or prefix, not `{prefix}` and `{word}`.")
+            digits = word.lstrip("+")
+            if len(digits) > 6:
+                raise usage_error(f"`{word}` is too long for an area code or prefix (at most 6 digits).")
+            prefix = digits
+        elif _QUANTITY.match(word):
+            if quantity is not None:
+                raise usage_error("Give the quantity once, e.g. `x2`.")
+            quantity = int(_QUANTITY.match(word).group(1))  # type: ignore[union-attr]
+            if quantity < 1:
+                raise usage_error("Quantity must be at least 1 (`x1`).")
+        elif low == "sms":
+            sms = True
+        elif low == "voice":
+            voice = True
+        elif low == "via":
+            if i + 1 >= len(words):
+                raise usage_error("`via` needs a provider: `via acs` or `via plivo`.")
+            name = words[i + 1].lower()
+            if name not in SEARCH_PROVIDERS:
+                hint = " (Webex numbers are listed with `/numbers assign`)" if name == "webex" else ""
+                raise usage_error(f"`{words[i + 1]}` is not a provider I can search; use `acs` or `plivo`{hint}.")
+            provider = name
+            i += 1
+        elif re.fullmatch(r"x\S*", low):
+            raise usage_error(f"`{word}` is not a quantity; write it as `x2` (a whole number after x).")
+        else:
+            raise usage_error(
+                f"I don't understand `{word}` in the search. Expected a number type (local, tollfree, national), "
+                "an area code or prefix (digits), a quantity (x2), sms, voice, or via acs|plivo."
+            )
+        i += 1
+    return SearchQuery(
+        country=country,
+        number_type=number_type or "local",
+        prefix=prefix,
+        quantity=quantity or 1,
+        sms=sms,
+        voice=voice,
+        provider=provider,
+    )
+
+
+def parse(text: str | None) -> Command:
+    """Parse the text after ``/numbers``."""
+    text = (text or "").replace("\u00a0", " ").strip()
+    if len(text) > MAX_TEXT:
+        raise usage_error(f"That command is {len(text)} characters long; commands are at most {MAX_TEXT}.")
+    if any(ord(c) < 32 and c not in "\t\n" for c in text):
+        raise usage_error("The command contains control characters; type it again as plain text.")
+    words = text.split()
+    if not words:
+        return Command("search-form")
+    verb, rest = words[0].lower(), words[1:]
+    if verb == "search":
+        if not rest:
+            return Command("search-form")
+        return Command("search", query=parse_search(rest))
+    if verb == "assign":
+        location = " ".join(rest) or None
+        return Command("assign", location=location)
+    if verb in ("mine", "pending", "help"):
+        if rest:
+            raise usage_error(f"`{verb}` takes nothing after it (got `{' '.join(rest)}`).")
+        return Command(verb)
+    if verb in ("show", "cancel"):
+        if len(rest) > 1:
+            raise usage_error(f"`{verb}` takes one request id (got `{' '.join(rest)}`).")
+        return Command(verb, request_id=parse_request_id(rest[0] if rest else None, verb))
+    if verb == "audit":
+        if len(rest) > 1:
+            raise usage_error(f"`audit` takes at most a number of days (got `{' '.join(rest)}`).")
+        days = 30
+        if rest:
+            if not re.fullmatch(r"\d{1,4}", rest[0]) or not 1 <= int(rest[0]) <= 3660:
+                raise usage_error(f"`{rest[0]}` is not a number of days between 1 and 3660, e.g. `/numbers audit 7`.")
+            days = int(rest[0])
+        return Command("audit", days=days)
+    if re.fullmatch(r"[A-Za-z]{2}", verb) and verb.upper() in phonenumbers.SUPPORTED_REGIONS:
+        raise usage_error(f"Did you mean `/numbers search {text}`? Searches start with `search`.")
+    raise usage_error(f"`{words[0]}` is not something I can do.")
+
+
+NUMBER_TYPE_LABELS = {"local": "local", "tollfree": "toll-free", "national": "national"}
+assert set(NUMBER_TYPE_LABELS) == set(NUMBER_TYPES)

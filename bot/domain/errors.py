@@ -1,0 +1,94 @@
+"""Every error numbers-bot raises on purpose, in one hierarchy.
+
+    NumbersError                 base; ``str(err)`` is a message a user can read
+    ├── UsageError               the command text or an argument could not be understood
+    ├── NotFound                 no such request / offer / number
+    ├── NotAllowed               policy refuses: not an approver, self-approval, budget, quantity
+    ├── Conflict                 the thing already moved on (already decided, hold taken, …)
+    ├── ConfigError              a setting is missing or wrong (one line per problem)
+    └── ProviderError            a provider refused or failed; carries provider, status, code
+        ├── ProviderAuthError    401/403: the credentials are wrong
+        ├── ProviderUnavailable  timeouts, connection errors, 5xx, throttling we gave up on;
+        │                        safe to retry for reads, never blindly for spending calls
+        └── OutcomeUnknown       a spending call was sent and we cannot tell whether the
+                                 provider acted; the request must go to ``needs_attention``
+                                 unless the provider can be asked (ACS ``purchase_<searchId>``)
+
+Messages never contain secrets: providers build them from the provider's own
+error text and the request's method and path, never from headers or URLs with
+credentials in them.
+"""
+
+from __future__ import annotations
+
+
+class NumbersError(Exception):
+    """Base class; ``str(err)`` is shown to users as it is."""
+
+
+class UsageError(NumbersError):
+    def __init__(self, message: str, *, usage: str | None = None):
+        super().__init__(message)
+        self.usage = usage
+
+
+class NotFound(NumbersError):
+    pass
+
+
+class NotAllowed(NumbersError):
+    pass
+
+
+class Conflict(NumbersError):
+    pass
+
+
+class ConfigError(NumbersError):
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class ProviderError(NumbersError):
+    """The provider refused or failed. ``message`` is the provider's own words when it gave any."""
+
+    retryable = False
+
+    def __init__(
+        self,
+        provider: str,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        retry_after: float | None = None,
+    ):
+        self.provider = provider
+        self.message = message
+        self.status = status
+        self.code = code
+        self.retry_after = retry_after
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        where = self.provider
+        bits = []
+        if self.status:
+            bits.append(str(self.status))
+        if self.code:
+            bits.append(self.code)
+        head = f"{where} said" + (f" ({', '.join(bits)})" if bits else "")
+        return f"{head}: {self.message}"
+
+
+class ProviderAuthError(ProviderError):
+    pass
+
+
+class ProviderUnavailable(ProviderError):
+    retryable = True
+
+
+class OutcomeUnknown(ProviderError):
+    """A spending call may or may not have been carried out by the provider."""

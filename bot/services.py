@@ -1,0 +1,471 @@
+"""Use cases: search, request, approve, deny, cancel, list, audit.
+
+The Slack listeners, the CLI and the worker all call these. They talk to the
+outside only through ports: the ``Store``, the providers, a ``Directory`` (who
+is an approver, what is a user's e-mail: Slack answers in the bot, settings in
+the CLI) and a ``Notifier`` (Slack cards and DMs, or lines on the terminal).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import logging
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, Callable, Iterator, Protocol
+
+from bot.domain import policy as rules
+from bot.domain.commands import SEARCH_PROVIDERS
+from bot.domain.errors import Conflict, NotAllowed, NotFound, NumbersError, ProviderError, UsageError
+from bot.domain.models import NumberRequest, Offer
+from bot.domain.policy import Policy
+from bot.domain.states import State
+from bot.providers.base import Provider, Requester, SearchQuery
+from bot.store.db import Store
+
+log = logging.getLogger(__name__)
+
+MAX_JUSTIFICATION = 3000
+POLICY_ACTOR = "policy"
+WORKER_ACTOR = "numbers-bot"
+
+
+class Directory(Protocol):
+    async def is_approver(self, user_id: str) -> bool: ...
+
+    async def email(self, user_id: str) -> str | None: ...
+
+
+class Notifier(Protocol):
+    async def notify(self, request: NumberRequest, what: str, *, actor: str | None = None, text: str | None = None) -> None:
+        """Tell people that ``request`` changed. ``what`` names the change
+        (created, approval, approved, denied, cancelled, expired, reapproval,
+        numbers_changed, fulfilled, failed, provider_pending, needs_attention,
+        reminder)."""
+        ...
+
+
+class StaticDirectory:
+    """Approvers from settings only (user ids); e-mails from a dict. For the CLI and tests."""
+
+    def __init__(self, approvers: frozenset[str], emails: dict[str, str] | None = None):
+        self.approvers = approvers
+        self.emails = emails or {}
+
+    async def is_approver(self, user_id: str) -> bool:
+        return user_id in self.approvers
+
+    async def email(self, user_id: str) -> str | None:
+        return self.emails.get(user_id)
+
+
+class SilentNotifier:
+    async def notify(self, request: NumberRequest, what: str, *, actor: str | None = None, text: str | None = None) -> None:
+        return None
+
+
+def new_offer_id() -> str:
+    alphabet = "abcdefghjkmnpqrstuvwxyz23456789"
+    return "o" + "".join(secrets.choice(alphabet) for _ in range(7))
+
+
+@dataclass
+class SearchResult:
+    query: SearchQuery
+    offers: list[Offer]
+    problems: list[str] = field(default_factory=list)  # per provider, readable
+    providers: list[str] = field(default_factory=list)  # asked
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [o.to_json() for o in self.offers]
+
+
+@dataclass
+class ApproveResult:
+    request: NumberRequest
+    complete: bool  # enough approvals: approved
+    approvals: int
+    required: int
+
+
+def sort_key(offer: Offer) -> tuple[int, Decimal, str]:
+    unit = offer.unit_monthly_cost
+    return (1 if unit is None else 0, unit if unit is not None else Decimal(0), offer.provider)
+
+
+class NumbersService:
+    def __init__(
+        self,
+        store: Store,
+        providers: dict[str, Provider],
+        policy: Policy,
+        *,
+        directory: Directory,
+        notifier: Notifier | None = None,
+        request_ttl: float = 24 * 3600,
+        remind_after: float = 4 * 3600,
+        clock: Callable[[], datetime] | None = None,
+    ):
+        self.store = store
+        self.providers = providers
+        self.policy = policy
+        self.directory = directory
+        self.notifier: Notifier = notifier or SilentNotifier()
+        self.request_ttl = request_ttl
+        self.remind_after = remind_after
+        self.clock = clock or store.clock
+        self._kick: Callable[[], None] | None = None
+
+    # --- plumbing ---------------------------------------------------------
+
+    def on_work(self, kick: Callable[[], None]) -> None:
+        """The worker registers here to be woken when there is work (an approval)."""
+        self._kick = kick
+
+    def kick(self) -> None:
+        if self._kick is not None:
+            self._kick()
+
+    async def tell(self, request: NumberRequest, what: str, *, actor: str | None = None, text: str | None = None) -> None:
+        """Notify, never letting a notification failure undo or hide the state change."""
+        try:
+            await self.notifier.notify(request, what, actor=actor, text=text)
+        except Exception:
+            log.exception("could not notify about request %s (%s)", request.id, what)
+
+    def provider(self, name: str) -> Provider:
+        try:
+            return self.providers[name]
+        except KeyError:
+            raise NotFound(f"The provider `{name}` is not enabled here.") from None
+
+    async def is_approver(self, user: str) -> bool:
+        return await self.directory.is_approver(user)
+
+    # --- search -----------------------------------------------------------
+
+    def searchable_providers(self, query: SearchQuery) -> list[str]:
+        if query.provider:
+            if query.provider not in self.providers:
+                raise UsageError(
+                    f"`{query.provider}` is not enabled here; enabled: {', '.join(sorted(self.providers)) or 'none'}."
+                )
+            return [query.provider]
+        names = [n for n in SEARCH_PROVIDERS if n in self.providers]
+        if query.number_type == "national":
+            names = [n for n in names if n != "acs"]  # ACS sells geographic and toll-free only
+        return names
+
+    async def search(self, user: str, query: SearchQuery) -> SearchResult:
+        """Search every provider that can serve ``query``, in parallel; cheapest first."""
+        if query.quantity > self.policy.max_quantity:
+            raise NotAllowed(
+                f"At most {self.policy.max_quantity} numbers can be asked for in one request (asked for {query.quantity})."
+            )
+        names = self.searchable_providers(query)
+        if not names:
+            raise UsageError("No enabled provider sells national numbers; try local or tollfree.")
+        return await self._search(user, query, names)
+
+    async def assign_search(self, user: str, location: str | None) -> SearchResult:
+        """Webex numbers the caller could take as their primary number."""
+        if "webex" not in self.providers:
+            raise UsageError("Webex Calling is not enabled here (WEBEX_ACCESS_TOKEN is not set).")
+        query = SearchQuery(country="US", number_type="local", provider="webex", location=location)
+        return await self._search(user, query, ["webex"])
+
+    async def _search(self, user: str, query: SearchQuery, names: list[str]) -> SearchResult:
+        results = await asyncio.gather(*(self.providers[n].search(query) for n in names), return_exceptions=True)
+        now = self.clock()
+        offers: list[Offer] = []
+        problems: list[str] = []
+        for name, result in zip(names, results):
+            if isinstance(result, NumbersError):
+                problems.append(str(result))
+            elif isinstance(result, BaseException):
+                log.error("search at %s failed", name, exc_info=result)
+                problems.append(f"{name}: the search failed unexpectedly ({type(result).__name__}).")
+            else:
+                offers.extend(Offer.from_draft(new_offer_id(), d, query, user, now) for d in result)
+        offers.sort(key=sort_key)
+        self.store.save_offers(
+            offers,
+            actor=user,
+            message=f"searched {query.country} {query.number_type} at {', '.join(names)}: {len(offers)} offer(s)",
+            data={"query": query.to_dict(), "offers": [o.id for o in offers], "problems": problems},
+        )
+        return SearchResult(query=query, offers=offers, problems=problems, providers=names)
+
+    def offer(self, offer_id: str) -> Offer:
+        offer = self.store.get_offer(offer_id.strip())
+        if offer is None:
+            raise NotFound(f"There is no offer `{offer_id}`; search again to get fresh offers.")
+        return offer
+
+    # --- request ----------------------------------------------------------
+
+    async def request(
+        self,
+        user: str,
+        offer_id: str,
+        justification: str,
+        *,
+        quantity: int | None = None,
+        email: str | None = None,
+    ) -> NumberRequest:
+        offer = self.offer(offer_id)
+        if not justification or not justification.strip():
+            raise UsageError("A justification is required: say what the numbers are for.")
+        if len(justification) > MAX_JUSTIFICATION:
+            raise UsageError(
+                f"The justification is {len(justification)} characters; keep it under {MAX_JUSTIFICATION}."
+            )
+        now = self.clock()
+        if offer.kind == "purchase":
+            # An ACS offer is a hold on exactly these numbers; the quantity is the hold's.
+            if quantity not in (None, offer.quantity):
+                raise UsageError(f"This offer holds exactly {offer.quantity} number(s); search again for another quantity.")
+            quantity = offer.quantity
+        quantity = quantity or offer.quantity
+        rules.check_quantity(quantity, self.policy, offer.max_quantity)
+        email = email or await self.directory.email(user)
+        provider = self.provider(offer.provider)
+        extra = await provider.prepare(offer.draft(), quantity, Requester(user_id=user, email=email))
+        request = self.store.create_request(
+            {
+                "offer_id": offer.id,
+                "provider": offer.provider,
+                "kind": offer.kind,
+                "state": State.PENDING.value,
+                "requester": user,
+                "requester_email": email,
+                "quantity": quantity,
+                "numbers": offer.numbers,
+                "unit_monthly_cost": offer.unit_monthly_cost,
+                "unit_setup_cost": offer.unit_setup_cost,
+                "currency": offer.currency,
+                "justification": justification,
+                "ref": {**offer.ref, **extra},
+                "expires_at": now + timedelta(seconds=self.request_ttl),
+                "hold_expires_at": offer.expires_at,
+            },
+            actor=user,
+            message=f"requested {quantity} {offer.provider} number(s) from offer {offer.id}",
+            data={"offer": offer.id, "quantity": quantity, "justification": justification},
+        )
+        request = await self._maybe_auto_approve(request)
+        await self.tell(request, "created", actor=user)
+        if request.state == State.APPROVED:
+            self.kick()
+        return request
+
+    async def _maybe_auto_approve(self, request: NumberRequest) -> NumberRequest:
+        if not rules.auto_approves(request.monthly_total, self.policy):
+            return request
+        try:
+            rules.check_budget(request.monthly_total, self.store.committed_this_month(), self.policy, request.currency)
+        except NotAllowed as exc:
+            self.store.add_event(request.id, POLICY_ACTOR, "auto_approval_refused", str(exc))
+            return self.store.get_request(request.id) or request
+        moved = self.store.transition(
+            request.id,
+            State.PENDING,
+            State.APPROVED,
+            actor=POLICY_ACTOR,
+            kind="approved",
+            message=(
+                f"approved by policy: {rules.money(request.monthly_total)}/month is below "
+                f"NUMBERS_AUTO_APPROVE_BELOW {rules.money(self.policy.auto_approve_below)}"
+            ),
+            changes={"decided_by": POLICY_ACTOR, "decided_at": self.clock()},
+        )
+        return moved or request
+
+    # --- decisions --------------------------------------------------------
+
+    def get(self, request_id: int) -> NumberRequest:
+        request = self.store.get_request(request_id)
+        if request is None:
+            raise NotFound(f"There is no request #{request_id}.")
+        return request
+
+    async def _refused(self, request_id: int | None, user: str, action: str, exc: NumbersError) -> None:
+        self.store.add_event(request_id, user, "refused", f"{action} refused: {exc}", {"action": action})
+
+    async def approve(self, request_id: int, user: str) -> ApproveResult:
+        try:
+            request = self.get(request_id)
+        except NotFound as exc:
+            await self._refused(None, user, "approve", exc)
+            raise
+        is_approver = await self.is_approver(user)
+        try:
+            outcome = rules.approve(
+                request,
+                user,
+                is_approver=is_approver,
+                policy=self.policy,
+                committed_this_month=self.store.committed_this_month(),
+            )
+        except (NotAllowed, Conflict) as exc:
+            await self._refused(request.id, user, "approve", exc)
+            raise
+        required = self.policy.required_approvals
+        if not outcome.complete:
+            moved = self.store.update_request(
+                request.id,
+                expect_version=request.version,
+                expect_state=State.PENDING,
+                changes={"approvals": outcome.approvals},
+                event=(user, "approval", f"approval {len(outcome.approvals)} of {required}", {}),
+            )
+            if moved is None:
+                return await self._lost_race(request.id, user)
+            await self.tell(moved, "approval", actor=user)
+            return ApproveResult(moved, False, len(outcome.approvals), required)
+        moved = self.store.transition(
+            request.id,
+            State.PENDING,
+            State.APPROVED,
+            actor=user,
+            kind="approved",
+            message=f"approved ({len(outcome.approvals)} of {required})",
+            changes={"approvals": outcome.approvals, "decided_by": user, "decided_at": self.clock()},
+        )
+        if moved is None:
+            return await self._lost_race(request.id, user)
+        await self.tell(moved, "approved", actor=user)
+        self.kick()
+        return ApproveResult(moved, True, len(outcome.approvals), required)
+
+    async def _lost_race(self, request_id: int, user: str) -> ApproveResult:
+        """Another click changed the request between our read and our write: say so, change nothing."""
+        current = self.get(request_id)
+        exc = Conflict(f"Request #{request_id} changed meanwhile; it is now {current.state.value}.")
+        if current.state == State.PENDING:
+            # Another approval was counted first; try once more with the fresh count.
+            return await self.approve(request_id, user)
+        await self._refused(request_id, user, "approve", exc)
+        raise exc
+
+    async def deny(self, request_id: int, user: str, reason: str) -> NumberRequest:
+        request = self.get(request_id)
+        is_approver = await self.is_approver(user)
+        try:
+            rules.deny(request, user, is_approver=is_approver, policy=self.policy, reason=reason)
+        except (NotAllowed, Conflict) as exc:
+            await self._refused(request.id, user, "deny", exc)
+            raise
+        moved = self.store.transition(
+            request.id,
+            State.PENDING,
+            State.DENIED,
+            actor=user,
+            kind="denied",
+            message=f"denied: {reason.strip()}",
+            data={"reason": reason.strip()},
+            changes={"decided_by": user, "decided_at": self.clock(), "outcome": reason.strip()},
+        )
+        if moved is None:
+            current = self.get(request.id)
+            exc = Conflict(f"Request #{request.id} is already {current.state.value}.")
+            await self._refused(request.id, user, "deny", exc)
+            raise exc
+        await self.tell(moved, "denied", actor=user, text=reason.strip())
+        return moved
+
+    async def cancel(self, request_id: int, user: str) -> NumberRequest:
+        request = self.get(request_id)
+        try:
+            rules.cancel(request, user)
+        except (NotAllowed, Conflict) as exc:
+            await self._refused(request.id, user, "cancel", exc)
+            raise
+        moved = self.store.transition(
+            request.id, State.PENDING, State.CANCELLED, actor=user, kind="cancelled", message="cancelled by the requester"
+        )
+        if moved is None:
+            raise Conflict(f"Request #{request.id} is already {self.get(request.id).state.value}.")
+        await self.tell(moved, "cancelled", actor=user)
+        return moved
+
+    # --- reading ----------------------------------------------------------
+
+    def mine(self, user: str, limit: int = 20) -> list[NumberRequest]:
+        return self.store.list_requests(requester=user, limit=limit)
+
+    async def pending(self, user: str, limit: int = 50) -> list[NumberRequest]:
+        if not await self.is_approver(user):
+            raise NotAllowed("Only approvers can see the pending queue.")
+        return self.store.list_requests(states=[State.PENDING], limit=limit, oldest_first=True)
+
+    async def show(self, request_id: int, user: str) -> NumberRequest:
+        request = self.get(request_id)
+        if request.requester != user and not await self.is_approver(user):
+            raise NotAllowed(f"Request #{request_id} is not yours; only its requester and approvers can see it.")
+        return request
+
+    async def audit_csv(self, user: str, days: int = 30) -> Iterator[str]:
+        """CSV lines of every event in the last ``days`` days, streamed from the store."""
+        if not await self.is_approver(user):
+            self.store.add_event(None, user, "refused", "audit refused: not an approver", {"action": "audit"})
+            raise NotAllowed("Only approvers can export the audit log.")
+        since = self.clock() - timedelta(days=days)
+        self.store.add_event(None, user, "audited", f"exported the audit log of the last {days} day(s)")
+
+        def lines() -> Iterator[str]:
+            buf = io.StringIO()
+            writer = csv.writer(buf)
+            writer.writerow(["id", "at", "request_id", "actor", "kind", "message", "data"])
+            for e in self.store.iter_events(since):
+                writer.writerow([e.id, e.at.isoformat(), e.request_id or "", e.actor, e.kind, e.message, _json(e.data)])
+                if buf.tell() > 64 * 1024:
+                    yield buf.getvalue()
+                    buf.seek(0)
+                    buf.truncate()
+            yield buf.getvalue()
+
+        return lines()
+
+    # --- time-driven --------------------------------------------------------
+
+    async def expire_due(self) -> list[NumberRequest]:
+        expired = []
+        for request in self.store.due_for_expiry(self.clock()):
+            moved = self.store.transition(
+                request.id,
+                State.PENDING,
+                State.EXPIRED,
+                actor=WORKER_ACTOR,
+                kind="expired",
+                message="expired: no decision within NUMBERS_REQUEST_TTL",
+            )
+            if moved is not None:
+                expired.append(moved)
+                await self.tell(moved, "expired")
+        return expired
+
+    async def remind_due(self) -> list[NumberRequest]:
+        reminded = []
+        cutoff = self.clock() - timedelta(seconds=self.remind_after)
+        for request in self.store.due_for_reminder(cutoff):
+            moved = self.store.update_request(
+                request.id,
+                expect_state=State.PENDING,
+                changes={"reminded_at": self.clock()},
+                event=(WORKER_ACTOR, "reminded", "approvers reminded", {}),
+            )
+            if moved is not None:
+                reminded.append(moved)
+                await self.tell(moved, "reminder")
+        return reminded
+
+
+def _json(data: dict[str, Any]) -> str:
+    return json.dumps(data, sort_keys=True, default=str) if data else ""
+

@@ -1,0 +1,428 @@
+"""The SQLite store: offers, requests, operations in flight, and the audit log.
+
+Every state change commits together with its event. Writes start with
+``BEGIN IMMEDIATE`` (``Store.atomic``) so that two processes on one file queue
+on the busy timeout instead of failing with ``database is locked`` when a read
+transaction tries to become a write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import sqlite3
+import time
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any, Callable, Iterator
+
+import sqlite_utils
+
+from bot.domain.models import Event, NumberRequest, Offer, Operation, dec, ts
+from bot.domain.states import COMMITTED, State, check_move
+from bot.store.migrations import apply_migrations
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def process_identity() -> str:
+    """``host:pid``: who holds a lease, so a dead holder's lease can be taken over."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def holder_is_dead(owner: str | None) -> bool:
+    """True when ``owner`` is a process on this host that no longer runs."""
+    if not owner:
+        return True
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+class Store:
+    def __init__(self, path: str | None = None, *, db: sqlite_utils.Database | None = None, clock: Clock = utcnow):
+        if db is None:
+            if path is None or path == ":memory:":
+                db = sqlite_utils.Database(memory=True)
+            else:
+                conn = sqlite3.connect(path, timeout=30.0)
+                db = sqlite_utils.Database(conn)
+        self.db = db
+        self.clock = clock
+        self.path = path
+        if not db.memory:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA busy_timeout=30000")
+        db.execute("PRAGMA foreign_keys=ON")
+        apply_migrations(db)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # --- transactions -------------------------------------------------------
+
+    @contextlib.contextmanager
+    def atomic(self) -> Iterator[sqlite_utils.Database]:
+        """A write transaction (``BEGIN IMMEDIATE``); nested calls use savepoints."""
+        conn = self.db.conn
+        if conn.in_transaction:
+            with self.db.atomic():
+                yield self.db
+            return
+        for attempt in range(50):
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                break
+            except sqlite3.OperationalError as exc:
+                # busy_timeout already waited; a few more tries ride out a long writer.
+                if "locked" not in str(exc) or attempt == 49:
+                    raise
+                time.sleep(0.05)
+        try:
+            yield self.db
+        except BaseException:
+            conn.rollback()
+            raise
+        else:
+            conn.commit()
+
+    def _event(
+        self, request_id: int | None, actor: str, kind: str, message: str, data: dict[str, Any] | None = None
+    ) -> None:
+        self.db.execute(
+            "INSERT INTO events (at, request_id, actor, kind, message, data) VALUES (?, ?, ?, ?, ?, ?)",
+            [ts(self.clock()), request_id, actor, kind, message, json.dumps(data or {}, default=str)],
+        )
+
+    def add_event(
+        self, request_id: int | None, actor: str, kind: str, message: str, data: dict[str, Any] | None = None
+    ) -> None:
+        with self.atomic():
+            self._event(request_id, actor, kind, message, data)
+
+    # --- offers -------------------------------------------------------------
+
+    def save_offers(self, offers: list[Offer], *, actor: str, message: str, data: dict[str, Any]) -> None:
+        with self.atomic():
+            for offer in offers:
+                self.db["offers"].insert(offer.to_row())
+            self._event(None, actor, "searched", message, data)
+
+    def get_offer(self, offer_id: str) -> Offer | None:
+        rows = list(self.db.query("SELECT * FROM offers WHERE id = ?", [offer_id]))
+        return Offer.from_row(rows[0]) if rows else None
+
+    def update_offer(self, offer: Offer) -> None:
+        row = offer.to_row()
+        with self.atomic():
+            self.db["offers"].update(offer.id, row)
+
+    # --- requests -----------------------------------------------------------
+
+    def create_request(self, fields: dict[str, Any], *, actor: str, message: str, data: dict[str, Any]) -> NumberRequest:
+        now = ts(self.clock())
+        row = {
+            "approvals": "[]",
+            "version": 0,
+            "created_at": now,
+            "updated_at": now,
+            **fields,
+        }
+        for key in ("numbers", "ref", "approvals"):
+            if not isinstance(row[key], str):
+                row[key] = json.dumps(row[key])
+        for key in ("unit_monthly_cost", "unit_setup_cost"):
+            if row.get(key) is not None:
+                row[key] = str(row[key])
+        for key in ("expires_at", "hold_expires_at"):
+            if isinstance(row.get(key), datetime):
+                row[key] = ts(row[key])
+        with self.atomic():
+            cursor = self.db.execute(
+                f"INSERT INTO requests ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})", list(row.values())
+            )
+            request_id = cursor.lastrowid
+            self._event(request_id, actor, "requested", message, data)
+        got = self.get_request(request_id)
+        assert got is not None
+        return got
+
+    def get_request(self, request_id: int, *, events: bool = True) -> NumberRequest | None:
+        rows = list(self.db.query("SELECT * FROM requests WHERE id = ?", [request_id]))
+        if not rows:
+            return None
+        request = NumberRequest.from_row(rows[0])
+        if events:
+            request.events = self.events_for(request_id)
+        return request
+
+    def events_for(self, request_id: int) -> list[Event]:
+        return [
+            Event.from_row(r) for r in self.db.query("SELECT * FROM events WHERE request_id = ? ORDER BY id", [request_id])
+        ]
+
+    def _encode(self, changes: dict[str, Any]) -> dict[str, Any]:
+        out = {}
+        for key, value in changes.items():
+            if key in ("numbers", "ref", "approvals"):
+                value = json.dumps(value)
+            elif isinstance(value, datetime):
+                value = ts(value)
+            elif isinstance(value, Decimal):
+                value = str(value)
+            elif isinstance(value, State):
+                value = value.value
+            out[key] = value
+        return out
+
+    def transition(
+        self,
+        request_id: int,
+        expect: State,
+        to: State,
+        *,
+        actor: str,
+        kind: str,
+        message: str,
+        data: dict[str, Any] | None = None,
+        changes: dict[str, Any] | None = None,
+        operation: dict[str, Any] | None = None,
+        finish_operation: int | None = None,
+    ) -> NumberRequest | None:
+        """Move ``request_id`` from ``expect`` to ``to`` with its event, or return None.
+
+        Compare-and-set: when the request is no longer in ``expect`` nothing
+        changes and None is returned. ``operation`` creates the operation row
+        (the intent to call the provider) in the same transaction;
+        ``finish_operation`` marks one done in it.
+        """
+        check_move(expect, to)
+        now = self.clock()
+        sets = {"state": to.value, "updated_at": ts(now), **self._encode(changes or {})}
+        assignments = ", ".join(f"{k} = ?" for k in sets)
+        with self.atomic():
+            cursor = self.db.execute(
+                f"UPDATE requests SET {assignments}, version = version + 1 WHERE id = ? AND state = ?",
+                [*sets.values(), request_id, expect.value],
+            )
+            if cursor.rowcount != 1:
+                return None
+            self._event(request_id, actor, kind, message, data)
+            if operation is not None:
+                self._insert_operation(request_id, operation, now)
+            if finish_operation is not None:
+                self.db.execute(
+                    "UPDATE operations SET phase = 'done', lease_owner = NULL, lease_until = NULL, updated_at = ? "
+                    "WHERE id = ?",
+                    [ts(now), finish_operation],
+                )
+        return self.get_request(request_id)
+
+    def update_request(
+        self,
+        request_id: int,
+        *,
+        expect_version: int | None = None,
+        expect_state: State | None = None,
+        changes: dict[str, Any],
+        event: tuple[str, str, str, dict[str, Any]] | None = None,
+    ) -> NumberRequest | None:
+        """Change fields without a state move (approval counts, card location, reminders).
+
+        With ``expect_version``/``expect_state`` it is compare-and-set as well.
+        ``event`` is ``(actor, kind, message, data)``.
+        """
+        sets = {"updated_at": ts(self.clock()), **self._encode(changes)}
+        where, args = ["id = ?"], [request_id]
+        if expect_version is not None:
+            where.append("version = ?")
+            args.append(expect_version)
+        if expect_state is not None:
+            where.append("state = ?")
+            args.append(expect_state.value)
+        with self.atomic():
+            cursor = self.db.execute(
+                f"UPDATE requests SET {', '.join(f'{k} = ?' for k in sets)}, version = version + 1 "
+                f"WHERE {' AND '.join(where)}",
+                [*sets.values(), *args],
+            )
+            if cursor.rowcount != 1:
+                return None
+            if event is not None:
+                self._event(request_id, *event)
+        return self.get_request(request_id)
+
+    def list_requests(
+        self,
+        *,
+        requester: str | None = None,
+        states: list[State] | None = None,
+        limit: int = 20,
+        oldest_first: bool = False,
+    ) -> list[NumberRequest]:
+        where, args = [], []
+        if requester is not None:
+            where.append("requester = ?")
+            args.append(requester)
+        if states:
+            where.append(f"state IN ({', '.join('?' for _ in states)})")
+            args.extend(s.value for s in states)
+        sql = "SELECT * FROM requests"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += f" ORDER BY id {'ASC' if oldest_first else 'DESC'} LIMIT ?"
+        args.append(limit)
+        return [NumberRequest.from_row(r) for r in self.db.query(sql, args)]
+
+    def count_requests(self, *, states: list[State]) -> int:
+        row = self.db.execute(
+            f"SELECT COUNT(*) FROM requests WHERE state IN ({', '.join('?' for _ in states)})",
+            [s.value for s in states],
+        ).fetchone()
+        return int(row[0])
+
+    def committed_this_month(self, now: datetime | None = None) -> Decimal:
+        """Monthly cost of the requests approved in this calendar month (UTC)."""
+        now = now or self.clock()
+        start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        total = Decimal("0")
+        rows = self.db.execute(
+            f"SELECT unit_monthly_cost, quantity FROM requests WHERE decided_at >= ? "
+            f"AND state IN ({', '.join('?' for _ in COMMITTED)})",
+            [ts(start), *[s.value for s in COMMITTED]],
+        )
+        for unit, qty in rows:
+            if unit is not None:
+                total += Decimal(unit) * qty
+        return total
+
+    def due_for_expiry(self, now: datetime) -> list[NumberRequest]:
+        return [
+            NumberRequest.from_row(r)
+            for r in self.db.query(
+                "SELECT * FROM requests WHERE state = 'pending' AND expires_at <= ? ORDER BY id", [ts(now)]
+            )
+        ]
+
+    def due_for_reminder(self, created_before: datetime) -> list[NumberRequest]:
+        return [
+            NumberRequest.from_row(r)
+            for r in self.db.query(
+                "SELECT * FROM requests WHERE state = 'pending' AND reminded_at IS NULL AND created_at <= ? "
+                "ORDER BY id",
+                [ts(created_before)],
+            )
+        ]
+
+    def approved_without_operation(self) -> list[NumberRequest]:
+        """Approved requests nobody has started to fulfil (e.g. a crash right after approval)."""
+        return [
+            NumberRequest.from_row(r) for r in self.db.query("SELECT * FROM requests WHERE state = 'approved' ORDER BY id")
+        ]
+
+    # --- events (audit) -----------------------------------------------------
+
+    def iter_events(self, since: datetime, until: datetime | None = None, batch: int = 500) -> Iterator[Event]:
+        """Events in ``[since, until)`` in id order, read in batches (never all at once)."""
+        last_id = 0
+        until_s = ts(until) if until else "9999"
+        while True:
+            rows = list(
+                self.db.query(
+                    "SELECT * FROM events WHERE id > ? AND at >= ? AND at < ? ORDER BY id LIMIT ?",
+                    [last_id, ts(since), until_s, batch],
+                )
+            )
+            if not rows:
+                return
+            for row in rows:
+                yield Event.from_row(row)
+            last_id = rows[-1]["id"]
+
+    # --- operations ---------------------------------------------------------
+
+    def _insert_operation(self, request_id: int, operation: dict[str, Any], now: datetime) -> None:
+        self.db.execute(
+            "INSERT INTO operations (request_id, provider, kind, phase, ref, next_poll_at, attempts, lease_owner, "
+            "lease_until, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)",
+            [
+                request_id,
+                operation["provider"],
+                operation["kind"],
+                operation.get("phase", "intent"),
+                json.dumps(operation.get("ref", {})),
+                ts(now),
+                operation.get("lease_owner"),
+                ts(operation["lease_until"]) if operation.get("lease_until") else None,
+                ts(now),
+                ts(now),
+            ],
+        )
+
+    def get_operation(self, request_id: int, kind: str | None = None) -> Operation | None:
+        sql, args = "SELECT * FROM operations WHERE request_id = ?", [request_id]
+        if kind:
+            sql += " AND kind = ?"
+            args.append(kind)
+        rows = list(self.db.query(sql + " ORDER BY id DESC LIMIT 1", args))
+        return Operation.from_row(rows[0]) if rows else None
+
+    def open_operations(self) -> list[Operation]:
+        return [Operation.from_row(r) for r in self.db.query("SELECT * FROM operations WHERE phase != 'done' ORDER BY id")]
+
+    def claim_operation(self, op_id: int, owner: str, lease_seconds: float) -> Operation | None:
+        """Take the lease on an operation if it is free, expired, ours, or its holder died."""
+        now = self.clock()
+        with self.atomic():
+            rows = list(self.db.query("SELECT * FROM operations WHERE id = ? AND phase != 'done'", [op_id]))
+            if not rows:
+                return None
+            op = Operation.from_row(rows[0])
+            free = (
+                op.lease_owner is None
+                or op.lease_owner == owner
+                or (op.lease_until is not None and op.lease_until <= now)
+                or holder_is_dead(op.lease_owner)
+            )
+            if not free:
+                return None
+            self.db.execute(
+                "UPDATE operations SET lease_owner = ?, lease_until = ?, updated_at = ? WHERE id = ?",
+                [owner, ts(now + timedelta(seconds=lease_seconds)), ts(now), op_id],
+            )
+        return self.get_operation_by_id(op_id)
+
+    def get_operation_by_id(self, op_id: int) -> Operation | None:
+        rows = list(self.db.query("SELECT * FROM operations WHERE id = ?", [op_id]))
+        return Operation.from_row(rows[0]) if rows else None
+
+    def update_operation(self, op_id: int, owner: str, **changes: Any) -> bool:
+        """Change an operation we hold the lease on; False if someone else took it."""
+        sets = {"updated_at": ts(self.clock()), **self._encode(changes)}
+        with self.atomic():
+            cursor = self.db.execute(
+                f"UPDATE operations SET {', '.join(f'{k} = ?' for k in sets)} WHERE id = ? AND lease_owner = ?",
+                [*sets.values(), op_id, owner],
+            )
+            return cursor.rowcount == 1
+
+    def release_lease(self, op_id: int, owner: str) -> None:
+        with self.atomic():
+            self.db.execute(
+                "UPDATE operations SET lease_owner = NULL, lease_until = NULL WHERE id = ? AND lease_owner = ?",
+                [op_id, owner],
+            )

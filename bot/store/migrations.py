@@ -1,0 +1,162 @@
+"""Versioned schema migrations, applied in order at start.
+
+Each migration is a function decorated with ``@migration(n)``; the version
+reached is kept in ``schema_migrations``. A migration runs inside one
+transaction with its version row, so a crash leaves the schema either before
+or after it, never half-way.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Callable
+
+import sqlite_utils
+
+Migration = Callable[[sqlite_utils.Database], None]
+MIGRATIONS: dict[int, Migration] = {}
+
+
+def migration(version: int) -> Callable[[Migration], Migration]:
+    def register(fn: Migration) -> Migration:
+        if version in MIGRATIONS:
+            raise ValueError(f"two migrations numbered {version}")
+        MIGRATIONS[version] = fn
+        return fn
+
+    return register
+
+
+@migration(1)
+def create_core_tables(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """
+        CREATE TABLE offers (
+            id TEXT PRIMARY KEY,
+            provider TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            numbers TEXT NOT NULL,
+            unit_monthly_cost TEXT,
+            currency TEXT NOT NULL,
+            unit_setup_cost TEXT,
+            quantity INTEGER NOT NULL,
+            max_quantity INTEGER NOT NULL,
+            sms INTEGER NOT NULL,
+            voice INTEGER NOT NULL,
+            expires_at TEXT,
+            ref TEXT NOT NULL,
+            details TEXT NOT NULL,
+            query TEXT NOT NULL,
+            searched_by TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )"""
+    )
+    db.execute(
+        """
+        CREATE TABLE requests (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            offer_id TEXT NOT NULL REFERENCES offers(id),
+            provider TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            state TEXT NOT NULL,
+            requester TEXT NOT NULL,
+            requester_email TEXT,
+            quantity INTEGER NOT NULL,
+            numbers TEXT NOT NULL,
+            unit_monthly_cost TEXT,
+            unit_setup_cost TEXT,
+            currency TEXT NOT NULL,
+            justification TEXT NOT NULL,
+            ref TEXT NOT NULL,
+            approvals TEXT NOT NULL DEFAULT '[]',
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            hold_expires_at TEXT,
+            decided_by TEXT,
+            decided_at TEXT,
+            outcome TEXT,
+            reminded_at TEXT,
+            card_channel TEXT,
+            card_ts TEXT,
+            version INTEGER NOT NULL DEFAULT 0
+        )"""
+    )
+    db.execute("CREATE INDEX requests_requester ON requests (requester, id DESC)")
+    db.execute("CREATE INDEX requests_state ON requests (state, id)")
+    db.execute("CREATE INDEX requests_decided ON requests (decided_at)")
+    db.execute(
+        """
+        CREATE TABLE operations (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            request_id INTEGER NOT NULL REFERENCES requests(id),
+            provider TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            phase TEXT NOT NULL,
+            ref TEXT NOT NULL DEFAULT '{}',
+            next_poll_at TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            lease_owner TEXT,
+            lease_until TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            last_status TEXT,
+            UNIQUE (request_id, kind)
+        )"""
+    )
+    db.execute("CREATE INDEX operations_due ON operations (phase, next_poll_at)")
+    db.execute(
+        """
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at TEXT NOT NULL,
+            request_id INTEGER,
+            actor TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            message TEXT NOT NULL,
+            data TEXT NOT NULL DEFAULT '{}'
+        )"""
+    )
+    db.execute("CREATE INDEX events_request ON events (request_id, id)")
+    db.execute("CREATE INDEX events_at ON events (at)")
+    # The audit log is append-only: the database itself refuses edits.
+    db.execute(
+        "CREATE TRIGGER events_no_update BEFORE UPDATE ON events "
+        "BEGIN SELECT RAISE(ABORT, 'events are append-only'); END"
+    )
+    db.execute(
+        "CREATE TRIGGER events_no_delete BEFORE DELETE ON events "
+        "BEGIN SELECT RAISE(ABORT, 'events are append-only'); END"
+    )
+
+
+def current_version(db: sqlite_utils.Database) -> int:
+    if "schema_migrations" not in db.table_names():
+        return 0
+    row = db.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+    return row[0] or 0
+
+
+def apply_migrations(db: sqlite_utils.Database) -> list[int]:
+    """Bring the schema up to date; return the versions applied now."""
+    db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
+    db.conn.commit()
+    applied = []
+    for version in sorted(MIGRATIONS):
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            # Re-read inside the write lock: another process may have migrated meanwhile.
+            if current_version(db) >= version:
+                db.conn.rollback()
+                continue
+            MIGRATIONS[version](db)
+            db.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+                [version, datetime.now(timezone.utc).isoformat()],
+            )
+            db.conn.commit()
+        except BaseException:
+            db.conn.rollback()
+            raise
+        applied.append(version)
+    return applied

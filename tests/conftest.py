@@ -1,0 +1,145 @@
+"""Fixtures shared by the core tests: a store in memory, a clock tests can move, settings."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from bot.config import load_settings
+from bot.store.db import Store
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+class MovableClock:
+    """``clock()`` returns now plus whatever the test advanced."""
+
+    def __init__(self, start: datetime | None = None):
+        self.now = start or datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock() -> MovableClock:
+    return MovableClock()
+
+
+@pytest.fixture
+def fresh_store(clock) -> Store:
+    store = Store(":memory:", clock=clock)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def settings_env(monkeypatch, tmp_path):
+    """Settings with no provider credentials and a temporary store; nothing from the real environment."""
+    for name in list(__import__("os").environ):
+        if name.startswith(("NUMBERS_", "SLACK_", "ACS_", "PLIVO_", "WEBEX_")):
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)  # no stray .env is read
+
+    def make(**overrides):
+        base = {"NUMBERS_DB": str(tmp_path / "numbers.db"), "NUMBERS_APPROVERS": "UAPPROVER1,UAPPROVER2"}
+        base.update(overrides)
+        return load_settings(**base)
+
+    return make
+
+
+# --- a whole bot without Slack: service + worker + sandbox providers ------------
+
+from dataclasses import dataclass, field  # noqa: E402
+
+from bot.app import Components, build  # noqa: E402
+from bot.sandbox import SandboxServices  # noqa: E402
+from bot.sandbox.common import Clock  # noqa: E402
+from bot.services import StaticDirectory  # noqa: E402
+
+REQUESTER, APPROVER, APPROVER2, OUTSIDER = "UREQUESTER", "UAPPROVER1", "UAPPROVER2", "UOUTSIDER"
+EMAILS = {REQUESTER: "alice@example.com", APPROVER: "admin@example.com", OUTSIDER: "nobody@example.com"}
+
+
+class RecordingNotifier:
+    def __init__(self):
+        self.seen: list[tuple[int, str, str | None]] = []
+
+    async def notify(self, request, what, *, actor=None, text=None):
+        self.seen.append((request.id, what, text))
+
+    def whats(self, request_id):
+        return [w for rid, w, _ in self.seen if rid == request_id]
+
+
+@dataclass
+class BotEnv:
+    c: Components
+    clock: Clock
+    sandbox: SandboxServices
+    notes: RecordingNotifier
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def svc(self):
+        return self.c.service
+
+    @property
+    def store(self):
+        return self.c.store
+
+    def advance(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+
+    async def settle(self, request_id: int, timeout: float = 30.0):
+        return await self.c.worker.drain(request_id, timeout=timeout)
+
+
+def make_env(settings, *, sandbox=None, clock=None, notes=None, store=None) -> BotEnv:
+    from bot.providers.acs import AcsAuth
+    from bot.sandbox.acs import SANDBOX_ACS_ACCESS_KEY
+
+    clock = clock or Clock()
+    sandbox = sandbox or SandboxServices.create(None, clock=clock)
+    notes = notes or RecordingNotifier()
+    c = build(
+        settings,
+        sandbox=sandbox,
+        clock=clock.now,
+        notifier=notes,
+        directory=StaticDirectory(settings.approver_ids, EMAILS),
+        store=store,
+    )
+    # The ACS client dates its signatures; the sandbox checks them against its (movable) clock.
+    c.providers["acs"]._client.auth = AcsAuth(SANDBOX_ACS_ACCESS_KEY, now=clock.now)
+    return BotEnv(c, clock, sandbox, notes)
+
+
+@pytest.fixture
+async def bot(settings_env):
+    settings = settings_env(NUMBERS_SANDBOX=True, NUMBERS_POLL_INTERVAL=0.01)
+    env = make_env(settings)
+    yield env
+    await env.c.aclose()
+
+
+@pytest.fixture
+async def bot_factory(settings_env):
+    """``bot_factory(NUMBERS_REQUIRED_APPROVALS=2, ...)``: a bot with other settings."""
+    made = []
+
+    def factory(**overrides):
+        settings = settings_env(**{"NUMBERS_SANDBOX": True, "NUMBERS_POLL_INTERVAL": 0.01, **overrides})
+        env = make_env(settings)
+        made.append(env)
+        return env
+
+    yield factory
+    for env in made:
+        await env.c.aclose()
