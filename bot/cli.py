@@ -238,6 +238,62 @@ async def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
     return await with_components(settings, run)
 
 
+def inventory_text(numbers, summary) -> str:
+    lines = []
+    for n in numbers:
+        lines.append(
+            f"{both(n.number):<34} {n.provider:<5} {money(n.unit_monthly_cost, n.currency):>8}/month  "
+            f"{n.requester} (#{n.request_id}, approved by {n.approved_by or '-'}, {n.acquired_at:%Y-%m-%d}): {n.justification}"
+        )
+    if not lines:
+        return "The team holds no numbers through numbers-bot yet."
+    lines.append("")
+    lines.append(costs_text(summary))
+    return "\n".join(lines)
+
+
+def costs_text(summary) -> str:
+    lines = [f"Monthly total: {money(summary.total)}"]
+    lines += [f"  {p:<8} {money(t)}" for p, t in summary.by_provider().items()]
+    lines.append("By requester:")
+    lines += [f"  {r:<12} {money(t)}" for r, t in summary.by_requester().items()]
+    if summary.budget is not None:
+        lines.append(
+            f"Budget this month: {money(summary.budget)}; committed {money(summary.committed_this_month)}; "
+            f"left {money(summary.budget_left)}"
+        )
+    return "\n".join(lines)
+
+
+async def cmd_inventory(args: argparse.Namespace, settings: Settings) -> int:
+    async def run(c):
+        numbers = c.service.inventory(caller(args) if args.mine else None)
+        summary = c.service.costs()
+        data = {"numbers": [n.to_json() for n in numbers], "costs": summary.to_json()}
+        emit(args, data, inventory_text(numbers, summary))
+        return 0
+
+    return await with_components(settings, run)
+
+
+async def cmd_costs(args: argparse.Namespace, settings: Settings) -> int:
+    async def run(c):
+        summary = c.service.costs()
+        emit(args, summary.to_json(), costs_text(summary))
+        return 0
+
+    return await with_components(settings, run)
+
+
+async def cmd_release(args: argparse.Namespace, settings: Settings) -> int:
+    async def run(c):
+        request = await c.service.request_release(caller(args), " ".join(args.number), args.reason)
+        emit(args, request.to_json(), request_text(request))
+        return 0
+
+    return await with_components(settings, run)
+
+
 async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     """search → request → approve → purchase of US toll-free numbers on the sandbox."""
     requester, approver = "UDEMOREQ01", "UDEMOAPR01"
@@ -375,6 +431,18 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--csv", action="store_true", help="CSV output (the default)")
     s.add_argument("--output", "-o", help="write to this file instead of stdout")
     s.set_defaults(run=cmd_audit)
+
+    s = sub.add_parser("inventory", parents=[common], help="the numbers the team holds, with monthly totals")
+    s.add_argument("--mine", action="store_true", help="only the caller's numbers")
+    s.set_defaults(run=cmd_inventory)
+
+    s = sub.add_parser("release", parents=[common], help="ask to give a number back: release <number> --reason …")
+    s.add_argument("number", nargs="+")
+    s.add_argument("--reason", required=True)
+    s.set_defaults(run=cmd_release)
+
+    s = sub.add_parser("costs", parents=[common], help="monthly cost by provider and requester; budget left")
+    s.set_defaults(run=cmd_costs)
 
     s = sub.add_parser("demo", parents=[common], help="the whole flow on the sandbox, with a temporary store")
     s.set_defaults(run=cmd_demo)

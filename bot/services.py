@@ -13,16 +13,20 @@ import csv
 import io
 import json
 import logging
+import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Callable, Iterator, Protocol
 
+import phonenumbers
+
 from bot.domain import policy as rules
 from bot.domain.commands import SEARCH_PROVIDERS
 from bot.domain.errors import Conflict, NotAllowed, NotFound, NumbersError, ProviderError, UsageError
-from bot.domain.models import NumberRequest, Offer
+from bot.domain.display import e164
+from bot.domain.models import HeldNumber, NumberRequest, Offer
 from bot.domain.policy import Policy
 from bot.domain.states import State
 from bot.providers.base import Provider, Requester, SearchQuery
@@ -91,6 +95,43 @@ class ApproveResult:
     complete: bool  # enough approvals: approved
     approvals: int
     required: int
+
+
+@dataclass
+class CostSummary:
+    rows: list[tuple[str, str, str, Decimal, int]]  # provider, requester, currency, monthly total, numbers
+    budget: Decimal | None
+    committed_this_month: Decimal
+
+    def by_provider(self) -> dict[str, Decimal]:
+        out: dict[str, Decimal] = {}
+        for provider, _, _, total, _ in self.rows:
+            out[provider] = out.get(provider, Decimal(0)) + total
+        return out
+
+    def by_requester(self) -> dict[str, Decimal]:
+        out: dict[str, Decimal] = {}
+        for _, requester, _, total, _ in self.rows:
+            out[requester] = out.get(requester, Decimal(0)) + total
+        return out
+
+    @property
+    def total(self) -> Decimal:
+        return sum((r[3] for r in self.rows), Decimal(0))
+
+    @property
+    def budget_left(self) -> Decimal | None:
+        return None if self.budget is None else self.budget - self.committed_this_month
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "monthly_total": str(self.total),
+            "by_provider": {k: str(v) for k, v in self.by_provider().items()},
+            "by_requester": {k: str(v) for k, v in self.by_requester().items()},
+            "budget": str(self.budget) if self.budget is not None else None,
+            "committed_this_month": str(self.committed_this_month),
+            "budget_left": str(self.budget_left) if self.budget_left is not None else None,
+        }
 
 
 def sort_key(offer: Offer) -> tuple[int, Decimal, str]:
@@ -265,7 +306,7 @@ class NumbersService:
         return request
 
     async def _maybe_auto_approve(self, request: NumberRequest) -> NumberRequest:
-        if not rules.auto_approves(request.monthly_total, self.policy):
+        if request.kind == "release" or not rules.auto_approves(request.monthly_total, self.policy):
             return request
         try:
             rules.check_budget(request.monthly_total, self.store.committed_this_month(), self.policy, request.currency)
@@ -431,6 +472,86 @@ class NumbersService:
             yield buf.getvalue()
 
         return lines()
+
+    # --- inventory and release ------------------------------------------------
+
+    def inventory(self, requester: str | None = None) -> list[HeldNumber]:
+        return self.store.held_numbers(requester=requester)
+
+    def costs(self) -> CostSummary:
+        rows = self.store.monthly_costs()
+        budget = self.policy.monthly_budget
+        committed = self.store.committed_this_month()
+        return CostSummary(rows=rows, budget=budget, committed_this_month=committed)
+
+    async def request_release(self, user: str, number: str, reason: str) -> NumberRequest:
+        """Ask to give a number back; approved like a purchase, then released at the provider."""
+        wanted = e164(number)
+        if not re.fullmatch(r"\+\d{6,15}", wanted):
+            raise UsageError(f"`{number}` is not a phone number; give it as +18332272459 or as listed by `inventory`.")
+        held = self.store.held_number(wanted)
+        if held is None:
+            raise NotFound(f"{wanted} is not in the inventory: only numbers obtained through numbers-bot can be released here.")
+        if user != held.requester and not await self.is_approver(user):
+            exc = NotAllowed(f"Only <@{held.requester}> (who asked for {wanted}) or an approver can release it.")
+            await self._refused(None, user, "release", exc)
+            raise exc
+        if not reason or not reason.strip():
+            raise UsageError("Say why the number can go; approvers will see the reason.")
+        if len(reason) > MAX_JUSTIFICATION:
+            raise UsageError(f"The reason is {len(reason)} characters; keep it under {MAX_JUSTIFICATION}.")
+        open_id = self.store.open_release_for(held.id)
+        if open_id is not None:
+            raise Conflict(f"Releasing {wanted} is already requested: request #{open_id}.")
+        now = self.clock()
+        ref: dict[str, Any] = {"number_id": held.id}
+        if "person_id" in held.ref:
+            ref["person_id"] = held.ref["person_id"]
+        region = phonenumbers.region_code_for_number(phonenumbers.parse(wanted)) or "US"
+        offer = Offer(
+            id=new_offer_id(),
+            provider=held.provider,
+            kind="release",
+            numbers=[wanted],
+            unit_monthly_cost=held.unit_monthly_cost,
+            currency=held.currency,
+            unit_setup_cost=None,
+            quantity=1,
+            max_quantity=1,
+            sms=False,
+            voice=False,
+            expires_at=None,
+            ref=ref,
+            details={"acquired_by": held.requester, "acquired_at": held.acquired_at.isoformat(), "request": held.request_id},
+            query=SearchQuery(country=region),
+            searched_by=user,
+            created_at=now,
+        )
+        self.store.save_offers([offer], actor=user, message=f"asked to release {wanted}", data={"number": wanted})
+        request = self.store.create_request(
+            {
+                "offer_id": offer.id,
+                "provider": held.provider,
+                "kind": "release",
+                "state": State.PENDING.value,
+                "requester": user,
+                "requester_email": None,
+                "quantity": 1,
+                "numbers": [wanted],
+                "unit_monthly_cost": held.unit_monthly_cost,
+                "unit_setup_cost": None,
+                "currency": held.currency,
+                "justification": reason,
+                "ref": ref,
+                "expires_at": now + timedelta(seconds=self.request_ttl),
+                "hold_expires_at": None,
+            },
+            actor=user,
+            message=f"requested the release of {wanted} ({held.provider})",
+            data={"number": wanted, "justification": reason},
+        )
+        await self.tell(request, "created", actor=user)
+        return request
 
     # --- time-driven --------------------------------------------------------
 

@@ -25,7 +25,7 @@ from bot.domain.display import both
 from bot.domain.errors import NumbersError, OutcomeUnknown, ProviderError, ProviderUnavailable
 from bot.domain.models import NumberRequest, Offer, Operation
 from bot.domain.states import TERMINAL, State
-from bot.providers.base import Done, Failed, InProgress, Job, ProviderPending, Requester, Step
+from bot.providers.base import Done, Failed, InProgress, Job, Provider, ProviderPending, Requester, Step
 from bot.services import WORKER_ACTOR, NumbersService, new_offer_id
 from bot.store.db import process_identity
 
@@ -321,7 +321,7 @@ class Worker:
                 step: Step | None = await provider.poll(job, op.ref)
             elif op.last_status in ("submitting", "unknown"):
                 # We, or a process that died, may have sent it: ask before sending again.
-                step = await provider.recover(job)
+                step = await recover(provider, job)
                 if step is not None:
                     self.store.add_event(
                         job.request_id, WORKER_ACTOR, "recovered", f"{op.provider} already had it: {_describe(step)}"
@@ -354,7 +354,7 @@ class Worker:
             return None  # lost the lease
         self.store.add_event(job.request_id, WORKER_ACTOR, "submitted", f"{job.kind} sent to {op.provider}")
         try:
-            return await self.service.provider(op.provider).submit(job)
+            return await send(self.service.provider(op.provider), job)
         except OutcomeUnknown as exc:
             exc.add_note("submit")
             raise
@@ -414,6 +414,12 @@ class Worker:
         if isinstance(step, Done):
             shown = ", ".join(both(n) for n in step.numbers)
             note = step.note
+            if request.kind == "release":
+                number_id = request.ref["number_id"]
+                also = lambda: self.store.mark_released(number_id, request.id)  # noqa: E731
+            else:
+                obtained = list(step.numbers)
+                also = lambda: self.store.record_numbers(request, obtained)  # noqa: E731
             moved = self.store.transition(
                 request.id,
                 State.FULFILLING,
@@ -429,6 +435,7 @@ class Worker:
                     "quantity": len(step.numbers) or request.quantity,
                 },
                 finish_operation=op.id,
+                also=also,
             )
             what = "fulfilled"
         elif isinstance(step, ProviderPending):
@@ -474,6 +481,27 @@ class Worker:
         )
         if moved is not None:
             await self.service.tell(moved, "needs_attention", text=why)
+
+
+async def send(provider: Provider, job: Job) -> Step:
+    """The one call that spends (or, for a release, stops spending)."""
+    if job.kind == "release":
+        number = job.numbers[0]
+        if "person_id" in job.ref:  # Webex: the number comes off the person it was assigned to
+            return await provider.release(number, job.ref["person_id"])  # type: ignore[attr-defined]
+        return await provider.release(number)  # type: ignore[attr-defined]
+    return await provider.submit(job)
+
+
+async def recover(provider: Provider, job: Job) -> Step | None:
+    """After a crash or an unknown outcome: has the provider already acted?
+
+    Releases are safe to send again: every adapter answers a release of a
+    number the account no longer has as done (nothing is spent twice).
+    """
+    if job.kind == "release":
+        return None
+    return await provider.recover(job)
 
 
 def _verb(kind: str) -> str:

@@ -102,9 +102,6 @@ class BotEnv:
 
 
 def make_env(settings, *, sandbox=None, clock=None, notes=None, store=None) -> BotEnv:
-    from bot.providers.acs import AcsAuth
-    from bot.sandbox.acs import SANDBOX_ACS_ACCESS_KEY
-
     clock = clock or Clock()
     sandbox = sandbox or SandboxServices.create(None, clock=clock)
     notes = notes or RecordingNotifier()
@@ -116,8 +113,6 @@ def make_env(settings, *, sandbox=None, clock=None, notes=None, store=None) -> B
         directory=StaticDirectory(settings.approver_ids, EMAILS),
         store=store,
     )
-    # The ACS client dates its signatures; the sandbox checks them against its (movable) clock.
-    c.providers["acs"]._client.auth = AcsAuth(SANDBOX_ACS_ACCESS_KEY, now=clock.now)
     return BotEnv(c, clock, sandbox, notes)
 
 

@@ -35,6 +35,10 @@ from bot.providers.base import SearchQuery
         ("cancel 7", Command("cancel", request_id=7)),
         ("audit", Command("audit", days=30)),
         ("audit 7", Command("audit", days=7)),
+        ("inventory", Command("inventory")),
+        ("costs", Command("costs")),
+        ("release +1 (833) 227-2459", Command("release", number="+18332272459")),
+        ("release 18332272459", Command("release", number="+18332272459")),
     ],
 )
 def test_understood(text, expected):
@@ -66,6 +70,9 @@ def test_understood(text, expected):
         ("audit 0", "not a number of days"),
         ("audit lots", "not a number of days"),
         ("mine please", "takes nothing after it"),
+        ("release", "needs the number"),
+        ("release my-number", "not a phone number"),
+        ("release 12", "not a phone number"),
         ("search US\x07", "control characters"),
         ("x" * 600, "at most 500"),
     ],
@@ -89,7 +96,10 @@ def test_any_text_parses_or_gets_a_usage_error(text):
         assert str(exc)
         assert exc.usage == USAGE
     else:
-        assert command.verb in {"search-form", "search", "assign", "mine", "pending", "show", "cancel", "audit", "help"}
+        assert command.verb in {
+            "search-form", "search", "assign", "mine", "pending", "show", "cancel", "audit", "help", "inventory",
+            "release", "costs",
+        }
 
 
 WORDS = st.sampled_from(

@@ -8,7 +8,7 @@ anything else, whatever the input (a property test holds it to that).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import phonenumbers
 
@@ -29,6 +29,9 @@ USAGE = """\
 • `/numbers show <request id>` — one request and its history
 • `/numbers cancel <request id>` — withdraw your pending request
 • `/numbers audit [<days>]` — CSV of every event (approvers; default 30 days)
+• `/numbers inventory` — the numbers the team holds, with monthly totals
+• `/numbers release <number>` — ask to give a number back (its owner or an approver)
+• `/numbers costs` — monthly cost by provider and requester, and the budget left
 • `/numbers help` — this text"""
 
 TYPE_WORDS = {
@@ -45,12 +48,12 @@ _QUANTITY = re.compile(r"^x(\d{1,6})$", re.I)
 
 @dataclass(frozen=True)
 class Command:
-    verb: str  # search-form | search | assign | mine | pending | show | cancel | audit | help
+    verb: str  # search-form | search | assign | mine | pending | show | cancel | audit | help | inventory | release | costs
     query: SearchQuery | None = None
     request_id: int | None = None
     days: int | None = None
     location: str | None = None
-    args: tuple[str, ...] = field(default_factory=tuple)
+    number: str | None = None
 
 
 def usage_error(message: str) -> UsageError:
@@ -150,7 +153,14 @@ def parse(text: str | None) -> Command:
     if verb == "assign":
         location = " ".join(rest) or None
         return Command("assign", location=location)
-    if verb in ("mine", "pending", "help"):
+    if verb == "release":
+        number = " ".join(rest)
+        if not number:
+            raise usage_error("`release` needs the number, e.g. `/numbers release +18332272459`.")
+        if not re.fullmatch(r"\+?[\d\s().-]{6,24}", number) or len(re.sub(r"\D", "", number)) < 6:
+            raise usage_error(f"`{number}` is not a phone number; write it like +18332272459.")
+        return Command("release", number="+" + re.sub(r"\D", "", number))
+    if verb in ("mine", "pending", "help", "inventory", "costs"):
         if rest:
             raise usage_error(f"`{verb}` takes nothing after it (got `{' '.join(rest)}`).")
         return Command(verb)

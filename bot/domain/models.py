@@ -336,3 +336,62 @@ class Operation:
             updated_at=parse_ts(row["updated_at"]),  # type: ignore[arg-type]
             last_status=row["last_status"],
         )
+
+
+@dataclass
+class HeldNumber:
+    """A number the team holds through the bot (the inventory)."""
+
+    id: int
+    number: str
+    provider: str
+    kind: str  # how it came: purchase | rent | assign
+    request_id: int
+    requester: str
+    justification: str
+    approved_by: str | None
+    acquired_at: datetime
+    unit_monthly_cost: Decimal | None
+    currency: str
+    ref: dict[str, Any]
+    state: str  # active | released
+    release_request_id: int | None
+    released_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> "HeldNumber":
+        return cls(
+            id=row["id"],
+            number=row["number"],
+            provider=row["provider"],
+            kind=row["kind"],
+            request_id=row["request_id"],
+            requester=row["requester"],
+            justification=row["justification"],
+            approved_by=row["approved_by"],
+            acquired_at=parse_ts(row["acquired_at"]),  # type: ignore[arg-type]
+            unit_monthly_cost=dec(row["unit_monthly_cost"]),
+            currency=row["currency"],
+            ref=json.loads(row["ref"] or "{}"),
+            state=row["state"],
+            release_request_id=row["release_request_id"],
+            released_at=parse_ts(row["released_at"]),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "number": self.number,
+            "provider": self.provider,
+            "kind": self.kind,
+            "request_id": self.request_id,
+            "requester": self.requester,
+            "justification": self.justification,
+            "approved_by": self.approved_by,
+            "acquired_at": ts(self.acquired_at),
+            "monthly_cost": str(self.unit_monthly_cost) if self.unit_monthly_cost is not None else None,
+            "currency": self.currency,
+            "state": self.state,
+            "release_request_id": self.release_request_id,
+            "released_at": ts(self.released_at),
+        }

@@ -342,7 +342,9 @@ class PlivoProvider:
         request = self._client.build_request("DELETE", _NUMBER.format(number=digits))
         response = await self._send_once(request, _NUMBER, what, after="it may have been released")
         if response.status_code == 404:
-            return Failed(f"{e164} not found at Plivo: {self._error_text(response)}")
+            # Not on the account (any more): released, which is what was asked. This also makes a
+            # release sent again after a crash end as done instead of failed.
+            return Done([e164], note=f"Plivo no longer lists {e164} on the account ({self._error_text(response)})")
         if response.status_code >= 500:
             raise OutcomeUnknown(
                 self.name,

@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator
 
 import sqlite_utils
 
-from bot.domain.models import Event, NumberRequest, Offer, Operation, dec, ts
+from bot.domain.models import Event, HeldNumber, NumberRequest, Offer, Operation, ts
 from bot.domain.states import COMMITTED, State, check_move
 from bot.store.migrations import apply_migrations
 
@@ -202,13 +202,15 @@ class Store:
         changes: dict[str, Any] | None = None,
         operation: dict[str, Any] | None = None,
         finish_operation: int | None = None,
+        also: Callable[[], None] | None = None,
     ) -> NumberRequest | None:
         """Move ``request_id`` from ``expect`` to ``to`` with its event, or return None.
 
         Compare-and-set: when the request is no longer in ``expect`` nothing
         changes and None is returned. ``operation`` creates the operation row
         (the intent to call the provider) in the same transaction;
-        ``finish_operation`` marks one done in it.
+        ``finish_operation`` marks one done in it; ``also`` runs in it too
+        (the inventory follows a purchase or release in the same commit).
         """
         check_move(expect, to)
         now = self.clock()
@@ -230,6 +232,8 @@ class Store:
                     "WHERE id = ?",
                     [ts(now), finish_operation],
                 )
+            if also is not None:
+                also()
         return self.get_request(request_id)
 
     def update_request(
@@ -296,12 +300,12 @@ class Store:
         return int(row[0])
 
     def committed_this_month(self, now: datetime | None = None) -> Decimal:
-        """Monthly cost of the requests approved in this calendar month (UTC)."""
+        """Monthly cost of the requests (not releases) approved in this calendar month (UTC)."""
         now = now or self.clock()
         start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
         total = Decimal("0")
         rows = self.db.execute(
-            f"SELECT unit_monthly_cost, quantity FROM requests WHERE decided_at >= ? "
+            f"SELECT unit_monthly_cost, quantity FROM requests WHERE decided_at >= ? AND kind != 'release' "
             f"AND state IN ({', '.join('?' for _ in COMMITTED)})",
             [ts(start), *[s.value for s in COMMITTED]],
         )
@@ -333,6 +337,71 @@ class Store:
         return [
             NumberRequest.from_row(r) for r in self.db.query("SELECT * FROM requests WHERE state = 'approved' ORDER BY id")
         ]
+
+    # --- inventory ----------------------------------------------------------
+
+    def record_numbers(self, request: NumberRequest, numbers: list[str]) -> None:
+        """Add what a fulfilled request obtained to the inventory (call inside its transition)."""
+        now = ts(self.clock())
+        for number in numbers:
+            self.db.execute(
+                "INSERT INTO numbers (number, provider, kind, request_id, requester, justification, approved_by, "
+                "acquired_at, unit_monthly_cost, currency, ref) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    number,
+                    request.provider,
+                    request.kind,
+                    request.id,
+                    request.requester,
+                    request.justification,
+                    request.decided_by,
+                    now,
+                    str(request.unit_monthly_cost) if request.unit_monthly_cost is not None else None,
+                    request.currency,
+                    json.dumps(request.ref),
+                ],
+            )
+
+    def mark_released(self, number_id: int, release_request_id: int) -> None:
+        self.db.execute(
+            "UPDATE numbers SET state = 'released', release_request_id = ?, released_at = ? WHERE id = ?",
+            [release_request_id, ts(self.clock()), number_id],
+        )
+
+    def held_numbers(self, *, requester: str | None = None, state: str = "active", limit: int = 1000) -> list[HeldNumber]:
+        sql, args = "SELECT * FROM numbers WHERE state = ?", [state]
+        if requester is not None:
+            sql += " AND requester = ?"
+            args.append(requester)
+        sql += " ORDER BY provider, number LIMIT ?"
+        args.append(limit)
+        return [HeldNumber.from_row(r) for r in self.db.query(sql, args)]
+
+    def held_number(self, number: str) -> HeldNumber | None:
+        rows = list(
+            self.db.query("SELECT * FROM numbers WHERE number = ? AND state = 'active' ORDER BY id DESC LIMIT 1", [number])
+        )
+        return HeldNumber.from_row(rows[0]) if rows else None
+
+    def monthly_costs(self) -> list[tuple[str, str, str, Decimal, int]]:
+        """(provider, requester, currency, monthly total, count) over the active inventory."""
+        rows = self.db.execute(
+            "SELECT provider, requester, currency, unit_monthly_cost FROM numbers WHERE state = 'active'"
+        ).fetchall()
+        totals: dict[tuple[str, str, str], list[Any]] = {}
+        for provider, requester, currency, unit in rows:
+            slot = totals.setdefault((provider, requester, currency), [Decimal(0), 0])
+            slot[0] += Decimal(unit) if unit is not None else Decimal(0)
+            slot[1] += 1
+        return [(p, r, c, t, n) for (p, r, c), (t, n) in sorted(totals.items())]
+
+    def open_release_for(self, number_id: int) -> int | None:
+        row = self.db.execute(
+            "SELECT id FROM requests WHERE kind = 'release' AND state IN ('pending', 'approved', 'fulfilling') "
+            "AND json_extract(ref, '$.number_id') = ? LIMIT 1",
+            [number_id],
+        ).fetchone()
+        return row[0] if row else None
 
     # --- events (audit) -----------------------------------------------------
 

@@ -130,6 +130,45 @@ def create_core_tables(db: sqlite_utils.Database) -> None:
     )
 
 
+@migration(2)
+def create_numbers_inventory(db: sqlite_utils.Database) -> None:
+    """The numbers the team holds through the bot, and what they cost each month."""
+    db.execute(
+        """
+        CREATE TABLE numbers (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            number TEXT NOT NULL,
+            provider TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            request_id INTEGER NOT NULL REFERENCES requests(id),
+            requester TEXT NOT NULL,
+            justification TEXT NOT NULL,
+            approved_by TEXT,
+            acquired_at TEXT NOT NULL,
+            unit_monthly_cost TEXT,
+            currency TEXT NOT NULL,
+            ref TEXT NOT NULL DEFAULT '{}',
+            state TEXT NOT NULL DEFAULT 'active',
+            release_request_id INTEGER REFERENCES requests(id),
+            released_at TEXT
+        )"""
+    )
+    db.execute("CREATE INDEX numbers_state ON numbers (state, provider)")
+    db.execute("CREATE INDEX numbers_requester ON numbers (requester, state)")
+    db.execute("CREATE INDEX numbers_number ON numbers (number)")
+    # Numbers bought before the inventory existed.
+    db.execute(
+        """
+        INSERT INTO numbers (number, provider, kind, request_id, requester, justification, approved_by,
+                             acquired_at, unit_monthly_cost, currency, ref)
+        SELECT j.value, r.provider, r.kind, r.id, r.requester, r.justification, r.decided_by, r.updated_at,
+               r.unit_monthly_cost, r.currency, r.ref
+        FROM requests r, json_each(r.numbers) j
+        WHERE r.state = 'fulfilled' AND r.kind != 'release'
+        """
+    )
+
+
 def current_version(db: sqlite_utils.Database) -> int:
     if "schema_migrations" not in db.table_names():
         return 0
