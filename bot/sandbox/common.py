@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import re
 import threading
@@ -27,6 +28,9 @@ from typing import Any, Awaitable, Callable
 
 import httpx
 import sqlite_utils
+
+
+REQUEST_LOG_SIZE = 5000
 
 
 def utcnow() -> datetime:
@@ -233,7 +237,9 @@ class SandboxApp:
         self.clock = clock or Clock()
         self.latency = latency
         self.faults = Faults()
-        self.requests: list[Request] = []  # every request seen, for tests to inspect
+        # The most recent requests seen, for tests to inspect; bounded so that a long-running
+        # sandbox (benchmarks, `numbers-bot sandbox`) does not grow without end.
+        self.requests: collections.deque[Request] = collections.deque(maxlen=REQUEST_LOG_SIZE)
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
         self.route("POST", r"/_sandbox/faults")(self._admin_add_fault)
         self.route("DELETE", r"/_sandbox/faults")(self._admin_clear_faults)

@@ -1,0 +1,49 @@
+"""`numbers-bot doctor`: one line per check, ok or failed and why, secrets masked."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from tests.test_sandbox_server import free_port
+
+
+def doctor(tmp_path, **env_overrides):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NUMBERS_", "SLACK_", "ACS_", "PLIVO_", "WEBEX_"))}
+    env.update(NUMBERS_DB=str(tmp_path / "n.db"), **env_overrides)
+    return subprocess.run([sys.executable, "-m", "bot.cli", "doctor"], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_doctor_reports_each_check(tmp_path):
+    proc = doctor(tmp_path)
+    lines = proc.stdout.splitlines()
+    assert proc.returncode == 1
+    assert any(line.startswith("FAILED  settings:") and "SLACK_BOT_TOKEN is not set" in line for line in lines)
+    assert any(line.startswith("FAILED  slack:") for line in lines)
+    for name in ("acs (sandbox)", "plivo (sandbox)", "webex (sandbox)", "store"):
+        assert any(line.startswith(f"ok      {name}:") for line in lines), (name, proc.stdout)
+
+
+def test_doctor_masks_secrets(tmp_path):
+    secret_bot = "xoxb-1234567890-very-secret-token"
+    secret_plivo = "plivo-token-very-secret-0123456789"
+    proc = doctor(
+        tmp_path,
+        SLACK_BOT_TOKEN=secret_bot,
+        SLACK_SIGNING_SECRET="signing-secret-value-0123",
+        SLACK_API_URL=f"http://127.0.0.1:{free_port()}/api/",  # nothing listens there
+        NUMBERS_APPROVAL_CHANNEL="C0APPROVALS",
+        NUMBERS_APPROVERS="U012ABC",
+        PLIVO_AUTH_ID="MA" + "B" * 18,
+        PLIVO_AUTH_TOKEN=secret_plivo,
+        PLIVO_API_URL=f"http://127.0.0.1:{free_port()}",
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1
+    assert "ok      settings: HTTP on port 3000; bot token set (xoxb…" in out
+    assert "FAILED  slack: auth.test could not be reached" in out
+    assert "FAILED  plivo:" in out
+    for secret in (secret_bot, secret_plivo, "signing-secret-value-0123"):
+        assert secret not in out
