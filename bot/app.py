@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable
+from typing import Any, Callable
 
 import httpx
 
@@ -21,15 +21,17 @@ from bot.worker import Worker
 
 
 def build_providers(
-    settings: Settings, *, sandbox: SandboxServices | None = None
+    settings: Settings, *, sandbox: SandboxServices | None = None, options: dict[str, Any] | None = None
 ) -> tuple[dict[str, Provider], SandboxServices | None]:
     """Real clients for the providers with credentials; the sandbox services when none have any
-    (or ``NUMBERS_SANDBOX=1``). The same client code runs either way: only the transport differs."""
+    (or ``NUMBERS_SANDBOX=1``). The same client code runs either way: only the transport differs.
+    ``options`` go to every adapter's constructor (tests pass a ``sleep`` that does not wait)."""
     from bot.providers.acs import AcsProvider
     from bot.providers.plivo import PlivoProvider
     from bot.providers.webex import WebexProvider
 
     poll = settings.poll_interval
+    common: dict[str, Any] = {"timeout": settings.provider_timeout, **(options or {})}
     if settings.uses_sandbox or sandbox is not None:
         from bot.sandbox.acs import SANDBOX_ACS_ACCESS_KEY, SANDBOX_ACS_ENDPOINT
         from bot.sandbox.plivo import SANDBOX_PLIVO_API_URL, SANDBOX_PLIVO_AUTH_ID, SANDBOX_PLIVO_AUTH_TOKEN
@@ -43,6 +45,7 @@ def build_providers(
                 SANDBOX_ACS_ACCESS_KEY,
                 transport=httpx.ASGITransport(app=sandbox.acs),
                 poll_interval=poll,
+                **common,
             ),
             "plivo": PlivoProvider(
                 SANDBOX_PLIVO_AUTH_ID,
@@ -50,6 +53,7 @@ def build_providers(
                 api_url=SANDBOX_PLIVO_API_URL,
                 app_id=settings.plivo_app_id,
                 transport=httpx.ASGITransport(app=sandbox.plivo),
+                **common,
             ),
             "webex": WebexProvider(
                 SANDBOX_WEBEX_TOKEN,
@@ -57,13 +61,14 @@ def build_providers(
                 org_id=settings.webex_org_id,
                 location_id=settings.webex_location_id,
                 transport=httpx.ASGITransport(app=sandbox.webex),
+                **common,
             ),
         }
         return providers, sandbox
     providers = {}
     if settings.acs_connection_string:
         providers["acs"] = AcsProvider.from_connection_string(
-            settings.acs_connection_string.get_secret_value(), poll_interval=poll
+            settings.acs_connection_string.get_secret_value(), poll_interval=poll, **common
         )
     if settings.plivo_auth_id and settings.plivo_auth_token:
         providers["plivo"] = PlivoProvider(
@@ -71,6 +76,7 @@ def build_providers(
             settings.plivo_auth_token.get_secret_value(),
             api_url=settings.plivo_api_url,
             app_id=settings.plivo_app_id,
+            **common,
         )
     if settings.webex_access_token:
         providers["webex"] = WebexProvider(
@@ -78,6 +84,7 @@ def build_providers(
             api_url=settings.webex_api_url,
             org_id=settings.webex_org_id,
             location_id=settings.webex_location_id,
+            **common,
         )
     return providers, None
 
@@ -108,10 +115,11 @@ def build(
     sandbox: SandboxServices | None = None,
     providers: dict[str, Provider] | None = None,
     store: Store | None = None,
+    provider_options: dict[str, Any] | None = None,
 ) -> Components:
     store = store or Store(settings.db_path, clock=clock)
     if providers is None:
-        providers, sandbox = build_providers(settings, sandbox=sandbox)
+        providers, sandbox = build_providers(settings, sandbox=sandbox, options=provider_options)
     service = NumbersService(
         store,
         providers,

@@ -72,6 +72,7 @@ class Settings(BaseSettings):
     sandbox_db: str | None = Field(None, alias="NUMBERS_SANDBOX_DB")
     sandbox_latency: float = Field(0.0, alias="NUMBERS_SANDBOX_LATENCY", ge=0, le=60)
     poll_interval: float = Field(2.0, alias="NUMBERS_POLL_INTERVAL", gt=0, le=60)
+    provider_timeout: float = Field(30.0, alias="NUMBERS_PROVIDER_TIMEOUT", gt=0, le=300)
     log_level: str = Field("INFO", alias="LOG_LEVEL")
 
     # Providers

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 LEASE_SECONDS = 120.0
 MAX_SUBMITS = 3  # a provider that says "not received" after an unknown outcome may be asked again, boundedly
 MAX_POLL_FAILURES = 30  # consecutive unreadable polls before a person must look
+MAX_REFUSED = 6  # a spending call refused before acting (429, no connection) is sent again up to this often
 
 
 class Worker:
@@ -339,7 +340,14 @@ class Worker:
             await self._unknown(op, request, exc)
             return
         except ProviderUnavailable as exc:
-            await self._later(op, str(exc))
+            if "submit" in getattr(exc, "__notes__", []):
+                # Refused before acting (throttled, or the connection never opened): nothing was
+                # spent, so sending again later is safe; a provider that keeps refusing fails it.
+                if op.attempts + 1 >= MAX_REFUSED:
+                    await self._finish(op, request, Failed(f"{exc} (gave up after {op.attempts + 1} tries)"))
+                    return
+                self.store.update_operation(op.id, self.owner, last_status="refused")
+            await self._later(op, str(exc), delay=exc.retry_after)
             return
         except ProviderError as exc:
             await self._finish(op, request, Failed(str(exc)))
@@ -355,7 +363,7 @@ class Worker:
         self.store.add_event(job.request_id, WORKER_ACTOR, "submitted", f"{job.kind} sent to {op.provider}")
         try:
             return await send(self.service.provider(op.provider), job)
-        except OutcomeUnknown as exc:
+        except (OutcomeUnknown, ProviderUnavailable) as exc:
             exc.add_note("submit")
             raise
 
@@ -381,14 +389,14 @@ class Worker:
             request = self.service.get(op.request_id)
             await self._needs_attention(op, request, f"could not read the operation's status {failures} times: {why}")
             return
-        self.store.update_operation(
-            op.id,
-            self.owner,
-            next_poll_at=self.clock() + timedelta(seconds=delay),
-            attempts=failures if op.phase == "polling" else op.attempts,
-            lease_owner=None,
-            lease_until=None,
-        )
+        changes: dict[str, Any] = {
+            "next_poll_at": self.clock() + timedelta(seconds=delay),
+            "lease_owner": None,
+            "lease_until": None,
+        }
+        if op.phase == "polling":  # while polling, attempts counts reads that failed in a row
+            changes["attempts"] = failures
+        self.store.update_operation(op.id, self.owner, **changes)
         log.info("operation %s (request %s) later: %s", op.id, op.request_id, why)
 
     async def _apply(self, op: Operation, request: NumberRequest, step: Step) -> None:

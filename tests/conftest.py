@@ -101,9 +101,18 @@ class BotEnv:
         return await self.c.worker.drain(request_id, timeout=timeout)
 
 
-def make_env(settings, *, sandbox=None, clock=None, notes=None, store=None) -> BotEnv:
+async def no_wait(seconds: float) -> None:
+    """Providers' back-off sleeps, recorded and skipped so fault tests run fast."""
+    no_wait.waits.append(seconds)
+
+
+no_wait.waits = []
+
+
+def make_env(settings, *, sandbox=None, clock=None, notes=None, store=None, provider_options=None) -> BotEnv:
     clock = clock or Clock()
-    sandbox = sandbox or SandboxServices.create(None, clock=clock)
+    if sandbox is None and settings.uses_sandbox:
+        sandbox = SandboxServices.create(None, clock=clock)
     notes = notes or RecordingNotifier()
     c = build(
         settings,
@@ -112,6 +121,7 @@ def make_env(settings, *, sandbox=None, clock=None, notes=None, store=None) -> B
         notifier=notes,
         directory=StaticDirectory(settings.approver_ids, EMAILS),
         store=store,
+        provider_options=provider_options,
     )
     return BotEnv(c, clock, sandbox, notes)
 
