@@ -25,6 +25,7 @@ from bot.domain.errors import ConfigError, NumbersError, UsageError
 from bot.domain.models import NumberRequest, Offer
 from bot.domain.policy import money
 from bot.domain.states import State
+from bot.logs import configure_logging
 
 log = logging.getLogger("numbers-bot")
 
@@ -464,13 +465,11 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "WARNING").upper() if args.verb not in ("serve",) else "INFO",
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(os.environ.get("LOG_LEVEL") or ("INFO" if args.verb == "serve" else "WARNING"))
     try:
         settings = load_settings()
+        configure_logging(os.environ.get("LOG_LEVEL") or ("INFO" if args.verb == "serve" else "WARNING"),
+                          settings.secrets())
         result = args.run(args, settings)
         if asyncio.iscoroutine(result):
             result = asyncio.run(result)

@@ -192,6 +192,11 @@ class Settings(BaseSettings):
         ):
             if v is not None and v.get_secret_value():
                 out.append(v.get_secret_value())
+        if self.acs_connection_string:
+            # The access key on its own, as it would appear outside the connection string.
+            m = re.search(r"accesskey=([^;]+)", self.acs_connection_string.get_secret_value(), re.I)
+            if m:
+                out.append(m.group(1))
         return out
 
     def require_slack(self) -> None:
