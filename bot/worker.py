@@ -54,7 +54,7 @@ class Worker:
         self.owner = owner or process_identity()
         self.housekeeping = housekeeping
         self._wake = asyncio.Event()
-        self._busy: set[int] = set()  # operation ids being driven in this process
+        self._busy: set[tuple[str, int]] = set()  # ("start", request id) / ("op", operation id) under way here
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = False
         service.on_work(self.kick)
@@ -71,12 +71,14 @@ class Worker:
     async def run(self) -> None:
         """Run until cancelled or ``stop()``."""
         while not self._stopping:
+            # Cleared before the pass, so a kick during it (an approval, an operation's next
+            # poll time just written) wakes the next pass at once instead of being lost.
+            self._wake.clear()
             try:
                 wait = await self.run_once()
             except Exception:
                 log.exception("worker pass failed; trying again")
                 wait = self.tick
-            self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=max(0.01, wait))
             except asyncio.TimeoutError:
@@ -96,11 +98,12 @@ class Worker:
             await self.service.expire_due()
             await self.service.remind_due()
         for request in self.store.approved_without_operation():
-            self._spawn(("start", request.id), self.start(request.id))
+            if ("start", request.id) not in self._busy:
+                self._spawn(("start", request.id), self.start(request.id))
         now = self.clock()
         wait = self.tick
         for op in self.store.open_operations():
-            if op.id in self._busy:
+            if ("op", op.id) in self._busy:
                 continue
             due = (op.next_poll_at - now).total_seconds()
             if due <= 0:
@@ -110,15 +113,13 @@ class Worker:
         return wait
 
     def _spawn(self, key: tuple[str, int], coro: Any) -> None:
-        if key[0] == "op":
-            self._busy.add(key[1])
+        self._busy.add(key)
         task = asyncio.create_task(coro)
         self._tasks.add(task)
 
         def done(t: asyncio.Task[Any]) -> None:
             self._tasks.discard(t)
-            if key[0] == "op":
-                self._busy.discard(key[1])
+            self._busy.discard(key)
             if not t.cancelled() and t.exception() is not None:
                 log.error("worker task %s failed", key, exc_info=t.exception())
             self.kick()
@@ -187,11 +188,11 @@ class Worker:
         await self.service.tell(moved, "fulfilling")
         op = self.store.get_operation(moved.id, request.kind)
         if op is not None:
-            self._busy.add(op.id)
+            self._busy.add(("op", op.id))
             try:
                 await self.drive(op.id)
             finally:
-                self._busy.discard(op.id)
+                self._busy.discard(("op", op.id))
 
     async def rehold(self, request: NumberRequest) -> NumberRequest | None:
         """The ACS hold expired before approval: search again (SPEC.md "Holds").
