@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import asyncio
-import collections
 import json
 import re
 import threading
@@ -95,6 +94,15 @@ class Response:
 
 
 Handler = Callable[[Request], Awaitable[Response]]
+
+
+class RequestLog(list):
+    """A list of the most recent requests, dropping the oldest past ``REQUEST_LOG_SIZE``."""
+
+    def append(self, request: Request) -> None:
+        super().append(request)
+        if len(self) > REQUEST_LOG_SIZE:
+            del self[: len(self) - REQUEST_LOG_SIZE]
 
 
 # --- fault injection ---------------------------------------------------------
@@ -239,7 +247,7 @@ class SandboxApp:
         self.faults = Faults()
         # The most recent requests seen, for tests to inspect; bounded so that a long-running
         # sandbox (benchmarks, `numbers-bot sandbox`) does not grow without end.
-        self.requests: collections.deque[Request] = collections.deque(maxlen=REQUEST_LOG_SIZE)
+        self.requests: RequestLog = RequestLog()
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
         self.route("POST", r"/_sandbox/faults")(self._admin_add_fault)
         self.route("DELETE", r"/_sandbox/faults")(self._admin_clear_faults)

@@ -1,0 +1,135 @@
+"""``/numbers``: parse, ack at once, then do the work and answer through the response_url.
+
+The grammar is ``bot.domain.commands.parse``. Text it cannot parse, and
+``help``, are answered in the ack itself: parsing is pure and instant and
+nothing else happens. Everything else is acked first (Slack waits 3 s at
+most; provider searches take longer) and answered when done.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
+
+from bot.domain.commands import Command, parse
+from bot.domain.errors import NumbersError, UsageError
+from bot.slack import blocks, ids
+from bot.slack.deps import SlackDeps
+from bot.slack.failures import answered
+from bot.slack.notifier import slack_error
+from bot.slack.origin import Origin, tell
+
+log = logging.getLogger(__name__)
+
+
+def register(app: AsyncApp, deps: SlackDeps) -> None:
+    @app.command(ids.COMMAND)
+    @answered(deps)
+    async def numbers_command(ack, body) -> None:
+        origin = Origin.from_command(body)
+        try:
+            command = parse(body.get("text") or "")
+        except UsageError as exc:
+            await ack(response_type="ephemeral", **blocks.error_message(exc).payload())
+            return
+        if command.verb == "help":
+            await ack(response_type="ephemeral", **blocks.help_message().payload())
+            return
+        if command.verb == "search":
+            assert command.query is not None
+            try:
+                names = deps.service.searchable_providers(command.query)
+            except NumbersError as exc:
+                await ack(response_type="ephemeral", **blocks.error_message(exc).payload())
+                return
+            title = blocks.search_title_for(command.query, names)
+            await ack(text=blocks.searching_text(title))
+        elif command.verb == "assign":
+            await ack(text=":mag: Looking for Webex Calling numbers you can take…")
+        else:
+            await ack()
+        await run(deps, command, origin, trigger_id=body.get("trigger_id"))
+
+
+async def run(deps: SlackDeps, command: Command, origin: Origin, *, trigger_id: str | None) -> None:
+    """Carry out one parsed command after the ack; user-facing failures are answered, not raised."""
+    service, user = deps.service, origin.user
+    try:
+        if command.verb == "search-form":
+            await open_search_form(deps, origin, trigger_id)
+        elif command.verb == "search":
+            assert command.query is not None
+            result = await service.search(user, command.query)
+            await tell(deps, origin, blocks.offers_message(result, deps.settings, now=deps.clock()))
+        elif command.verb == "assign":
+            result = await service.assign_search(user, command.location)
+            await tell(deps, origin, blocks.offers_message(result, deps.settings, now=deps.clock()))
+        elif command.verb == "mine":
+            await tell(deps, origin, blocks.mine_message(service.mine(user)))
+        elif command.verb == "pending":
+            await tell(deps, origin, blocks.pending_message(await service.pending(user)))
+        elif command.verb == "show":
+            assert command.request_id is not None
+            request = await service.show(command.request_id, user)
+            offer = service.store.get_offer(request.offer_id)
+            await tell(deps, origin, blocks.show_message(request, deps.settings, offer=offer, now=deps.clock()))
+        elif command.verb == "cancel":
+            assert command.request_id is not None
+            request = await service.cancel(command.request_id, user)
+            await tell(deps, origin, blocks.note(f":heavy_multiplication_x: Request #{request.id} is cancelled."))
+        elif command.verb == "audit":
+            await upload_audit(deps, origin, command.days or 30)
+        else:  # pragma: no cover - parse() returns only the verbs above
+            raise UsageError(f"`{command.verb}` is not something I can do.")
+    except NumbersError as exc:
+        await tell(deps, origin, blocks.error_message(exc))
+
+
+async def open_search_form(deps: SlackDeps, origin: Origin, trigger_id: str | None) -> None:
+    view = blocks.search_modal(list(deps.service.providers), deps.settings, private_metadata=origin.metadata())
+    try:
+        await deps.client.views_open(trigger_id=trigger_id, view=view.to_dict())
+    except SlackApiError as exc:
+        # trigger_id lives 3 s and works once; a slow network can lose it. Say so instead of failing silently.
+        await tell(
+            deps,
+            origin,
+            blocks.note(
+                f":warning: Slack did not open the search form ({slack_error(exc)}). Try again, or type the search: "
+                "`/numbers search US tollfree`."
+            ),
+        )
+
+
+async def upload_audit(deps: SlackDeps, origin: Origin, days: int) -> None:
+    """The audit CSV as a file in the approver's DM with the bot (``files_upload_v2``)."""
+    lines = await deps.service.audit_csv(origin.user, days)
+    data = "".join(lines)
+    events = max(0, sum(1 for _ in csv.reader(io.StringIO(data))) - 1)
+    stamp = deps.clock().strftime("%Y%m%d-%H%M")
+    try:
+        opened = await deps.client.conversations_open(users=origin.user)
+        channel = opened["channel"]["id"]
+        await deps.client.files_upload_v2(
+            channel=channel,
+            content=data.encode("utf-8"),
+            filename=f"numbers-audit-{days}d-{stamp}.csv",
+            title=f"numbers-bot audit log, last {blocks.plural(days, 'day')}",
+            initial_comment=f"The audit log of the last {blocks.plural(days, 'day')}: {blocks.plural(events, 'event')}.",
+        )
+    except SlackApiError as exc:
+        log.error("audit upload for %s failed: %s", origin.user, slack_error(exc))
+        await tell(deps, origin, blocks.note(f":warning: Slack refused the audit file ({slack_error(exc)}); try again later."))
+        return
+    await tell(
+        deps,
+        origin,
+        blocks.note(
+            f":page_facing_up: The audit log of the last {blocks.plural(days, 'day')} "
+            f"({blocks.plural(events, 'event')}) is in our DM as a CSV file."
+        ),
+    )

@@ -1,0 +1,67 @@
+"""What every listener needs, and the one way numbers-bot answers a single user.
+
+``SlackDeps.reply`` tells one user something only they should see. It tries, in
+order: the ``response_url`` of the command or click (works in any channel, even
+ones the bot is not in, for 30 minutes and 5 posts), an ephemeral message in the
+channel, and finally a DM — so an answer is never silently lost because one
+route was closed.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Callable
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from bot.config import Settings
+from bot.services import NumbersService
+from bot.slack.blocks import Message
+from bot.slack.notifier import slack_error
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SlackDeps:
+    service: NumbersService
+    settings: Settings
+    client: AsyncWebClient
+    clock: Callable[[], datetime]
+
+    async def reply(
+        self,
+        user: str,
+        message: Message,
+        *,
+        response_url: str | None = None,
+        channel: str | None = None,
+    ) -> str:
+        """Send ``message`` to ``user`` alone; returns the route that worked (for logs and tests)."""
+        payload = message.payload()
+        if response_url:
+            try:
+                answer = await AsyncWebhookClient(response_url).send_dict(
+                    {**payload, "response_type": "ephemeral", "replace_original": False}
+                )
+                if answer.status_code == 200:
+                    return "response_url"
+                log.info("response_url answered %s; trying the next route", answer.status_code)
+            except Exception as exc:  # an expired or unreachable response_url: fall through to the Web API
+                log.info("response_url failed (%s); trying the next route", type(exc).__name__)
+        if channel:
+            try:
+                await self.client.chat_postEphemeral(channel=channel, user=user, **payload)
+                return "ephemeral"
+            except SlackApiError as exc:
+                log.info("chat.postEphemeral in %s failed (%s); sending a DM", channel, slack_error(exc))
+        try:
+            await self.client.chat_postMessage(channel=user, **payload)
+            return "dm"
+        except SlackApiError as exc:
+            log.error("could not reach user %s by any route: %s", user, slack_error(exc))
+            return "lost"
