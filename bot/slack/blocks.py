@@ -43,11 +43,11 @@ from slack_sdk.models.views import View
 from bot.config import Settings
 from bot.domain.commands import NUMBER_TYPE_LABELS, SEARCH_PROVIDERS, USAGE
 from bot.domain.display import both, mrkdwn_escape, total_text, until
-from bot.domain.models import Event, NumberRequest, Offer
+from bot.domain.models import Event, HeldNumber, NumberRequest, Offer
 from bot.domain.policy import money
 from bot.domain.states import DESCRIBED, State
 from bot.providers.base import SearchQuery
-from bot.services import MAX_JUSTIFICATION, POLICY_ACTOR, SearchResult
+from bot.services import MAX_JUSTIFICATION, POLICY_ACTOR, CostSummary, SearchResult
 from bot.slack import ids
 
 MAX_MESSAGE_BLOCKS = 50
@@ -59,8 +59,8 @@ HEADER_TEXT_MAX = 150
 MESSAGE_TEXT_MAX = 3000  # the fallback text; Slack allows more, notifications show far less
 
 PROVIDER_NAMES = {"acs": "ACS", "plivo": "Plivo", "webex": "Webex Calling"}
-DOING = {"purchase": "buying", "rent": "renting", "assign": "assigning"}
-DONE = {"purchase": "Purchased", "rent": "Rented", "assign": "Assigned"}
+DOING = {"purchase": "buying", "rent": "renting", "assign": "assigning", "release": "releasing"}
+DONE = {"purchase": "Purchased", "rent": "Rented", "assign": "Assigned", "release": "Released"}
 
 _SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
 _ESCAPED_MENTION = re.compile(r"&lt;@([UW][A-Z0-9]{2,})&gt;")
@@ -318,6 +318,8 @@ def offers_message(result: SearchResult, settings: Settings, *, now: datetime | 
 
 
 def what_text(request: NumberRequest) -> str:
+    if request.kind == "release":
+        return f"release of {', '.join(request.numbers) or plural(request.quantity, 'number')} at {provider_name(request.provider)}"
     noun = "number" if request.kind != "assign" else "Webex number"
     return f"{plural(request.quantity, noun)} from {provider_name(request.provider)}"
 
@@ -351,6 +353,8 @@ def status_text(request: NumberRequest, settings: Settings) -> str:
             shown += f" and {len(request.numbers) - 10} more"
         cost = total_text(request.unit_monthly_cost, request.quantity, request.currency)
         done = DONE.get(request.kind, "Done")
+        if request.kind == "release":
+            return f":tada: *{done}* {shown} (saves {cost})"
         if request.kind == "assign":
             return f":tada: *{done}* {shown} to {who(request.requester)} ({cost})"
         return f":tada: *{done}* {shown} ({cost})"
@@ -396,6 +400,8 @@ def request_sections(
         kind = " " + NUMBER_TYPE_LABELS.get(offer.query.number_type, "")
     if request.unit_monthly_cost is None:
         cost = f"not quoted by {provider_name(request.provider)}"
+    elif request.kind == "release":
+        cost = f"saves *{money(request.monthly_total, request.currency)}/month*"
     elif request.quantity > 1:
         cost = (
             f"{money(request.unit_monthly_cost, request.currency)}/month each\n"
@@ -794,6 +800,88 @@ def deny_modal(request: NumberRequest, *, private_metadata: str = "") -> View:
     )
 
 
+def release_modal(held: HeldNumber, *, private_metadata: str = "") -> View:
+    about = (
+        f"*{both(held.number)}* at {provider_name(held.provider)} · "
+        f"{money(held.unit_monthly_cost, held.currency)}/month\n"
+        f"Asked for by {who(held.requester)} (request #{held.request_id}, {held.acquired_at:%Y-%m-%d}):\n"
+        + quote(held.justification, 1500)
+    )
+    return View(
+        type="modal",
+        callback_id=ids.VIEW_RELEASE,
+        title=_plain("Release a number"),
+        submit=_plain("Ask to release"),
+        close=_plain("Cancel"),
+        private_metadata=private_metadata,
+        blocks=[
+            section(about),
+            InputBlock(
+                block_id=ids.INPUT_REASON,
+                label=_plain("Why can it go?"),
+                hint=_plain("Approvers decide on it; the number stops costing money once released."),
+                element=PlainTextInputElement(action_id=ids.INPUT_REASON, multiline=True, min_length=1, max_length=3000),
+            ),
+        ],
+    )
+
+
+def held_line(held: HeldNumber) -> str:
+    return (
+        f"{both(held.number)} · {provider_name(held.provider)} · {money(held.unit_monthly_cost, held.currency)}/month · "
+        f"{who(held.requester)}, #{held.request_id}, approved by {who(held.approved_by)} on {held.acquired_at:%Y-%m-%d}: "
+        + clip(mrkdwn_escape(" ".join(held.justification.split())), 200)
+    )
+
+
+def costs_lines(summary: CostSummary, settings: Settings) -> list[str]:
+    lines = [f"*Monthly total: {money(summary.total)}*"]
+    by_provider = summary.by_provider()
+    if by_provider:
+        lines.append("By provider: " + ", ".join(f"{provider_name(p)} {money(t)}" for p, t in by_provider.items()))
+        lines.append("By requester: " + ", ".join(f"{who(r)} {money(t)}" for r, t in summary.by_requester().items()))
+    if summary.budget is not None:
+        lines.append(
+            f"Budget this month: {money(summary.budget)} · committed {money(summary.committed_this_month)} · "
+            f"*left {money(summary.budget_left)}*"
+        )
+    return lines
+
+
+def costs_message(summary: CostSummary, settings: Settings) -> Message:
+    return Message(
+        text=f"Monthly cost of the numbers held: {money(summary.total)}",
+        blocks=[header("What the numbers cost"), section(clip("\n".join(costs_lines(summary, settings)), SECTION_TEXT_MAX))],
+    )
+
+
+def inventory_message(numbers: list[HeldNumber], summary: CostSummary, settings: Settings) -> Message:
+    """Every number held through the bot, in as few sections as fit, then the totals."""
+    blocks: list[Block] = [header(f"Numbers the team holds ({len(numbers)})")]
+    if not numbers:
+        blocks.append(section("None yet: numbers bought, rented or assigned through numbers-bot are listed here."))
+    chunk: list[str] = []
+    shown = 0
+    for held in numbers:
+        line = "• " + held_line(held)
+        if chunk and len("\n".join(chunk + [line])) > SECTION_TEXT_MAX - 100:
+            blocks.append(section("\n".join(chunk)))
+            chunk = []
+            if len(blocks) >= MAX_MESSAGE_BLOCKS - 4:
+                break
+        chunk.append(line)
+        shown += 1
+    if chunk and len(blocks) < MAX_MESSAGE_BLOCKS - 3:
+        blocks.append(section("\n".join(chunk)))
+    else:
+        shown -= len(chunk)
+    if shown < len(numbers):
+        blocks.append(context(f"{plural(len(numbers) - shown, 'more number')} not shown; `numbers-bot inventory --json` lists all."))
+    blocks += [DividerBlock(), section(clip("\n".join(costs_lines(summary, settings)), SECTION_TEXT_MAX))]
+    blocks.append(context("Ask to give one back with `/numbers release <number>`."))
+    return Message(text=f"{plural(len(numbers), 'number')} held, {money(summary.total)}/month", blocks=blocks)
+
+
 # --- App Home -----------------------------------------------------------------------------
 
 
@@ -804,8 +892,9 @@ def home_view(
     settings: Settings,
     *,
     notice: str | None = None,
+    numbers: list[HeldNumber] | None = None,
 ) -> View:
-    """The Home tab: the viewer's recent requests and, for approvers (``pending`` given), the queue."""
+    """The Home tab: the viewer's numbers and recent requests and, for approvers (``pending`` given), the queue."""
     channel = f" in <#{settings.approval_channel}>" if settings.approval_channel else ""
     blocks: list[Block] = [
         header("Phone numbers"),
@@ -816,6 +905,13 @@ def home_view(
     ]
     if notice:
         blocks.append(section(notice))
+    if numbers:
+        total = sum((n.unit_monthly_cost or Decimal(0) for n in numbers), Decimal(0))
+        blocks += [DividerBlock(), header(f"Your numbers ({len(numbers)}, {money(total)}/month)")]
+        lines = ["• " + held_line(n) for n in numbers[:15]]
+        if len(numbers) > 15:
+            lines.append(f"… and {len(numbers) - 15} more (`/numbers inventory`)")
+        blocks.append(section(clip("\n".join(lines), SECTION_TEXT_MAX)))
     blocks += [DividerBlock(), header("Your requests")]
     recent = mine[:10]
     if recent:

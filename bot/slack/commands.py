@@ -16,7 +16,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 
 from bot.domain.commands import Command, parse
-from bot.domain.errors import NumbersError, UsageError
+from bot.domain.errors import NotAllowed, NotFound, NumbersError, UsageError
 from bot.slack import blocks, ids
 from bot.slack.deps import SlackDeps
 from bot.slack.failures import answered
@@ -83,6 +83,14 @@ async def run(deps: SlackDeps, command: Command, origin: Origin, *, trigger_id: 
             await tell(deps, origin, blocks.note(f":heavy_multiplication_x: Request #{request.id} is cancelled."))
         elif command.verb == "audit":
             await upload_audit(deps, origin, command.days or 30)
+        elif command.verb == "inventory":
+            numbers = service.inventory()
+            await tell(deps, origin, blocks.inventory_message(numbers, service.costs(), deps.settings))
+        elif command.verb == "costs":
+            await tell(deps, origin, blocks.costs_message(service.costs(), deps.settings))
+        elif command.verb == "release":
+            assert command.number is not None
+            await open_release_form(deps, origin, command.number, trigger_id)
         else:  # pragma: no cover - parse() returns only the verbs above
             raise UsageError(f"`{command.verb}` is not something I can do.")
     except NumbersError as exc:
@@ -101,6 +109,27 @@ async def open_search_form(deps: SlackDeps, origin: Origin, trigger_id: str | No
             blocks.note(
                 f":warning: Slack did not open the search form ({slack_error(exc)}). Try again, or type the search: "
                 "`/numbers search US tollfree`."
+            ),
+        )
+
+
+async def open_release_form(deps: SlackDeps, origin: Origin, number: str, trigger_id: str | None) -> None:
+    """The reason form for a release; who may ask is checked again when it is submitted."""
+    held = deps.service.store.held_number(number)
+    if held is None:
+        raise NotFound(f"{number} is not in the inventory: only numbers obtained through numbers-bot can be released here.")
+    if held.requester != origin.user and not await deps.service.is_approver(origin.user):
+        raise NotAllowed(f"Only {blocks.who(held.requester)} (who asked for {number}) or an approver can release it.")
+    view = blocks.release_modal(held, private_metadata=origin.metadata(number=number))
+    try:
+        await deps.client.views_open(trigger_id=trigger_id, view=view.to_dict())
+    except SlackApiError as exc:
+        await tell(
+            deps,
+            origin,
+            blocks.note(
+                f":warning: Slack did not open the release form ({slack_error(exc)}). Try again, or from a terminal: "
+                f"`numbers-bot release {number} --reason …`."
             ),
         )
 

@@ -29,7 +29,9 @@ async def publish_home(deps: SlackDeps, user: str, *, notice: str | None = None)
         pending = await service.pending(user, limit=HOME_PENDING_LIMIT)
     except NotAllowed:
         pending = None  # not an approver: no queue
-    view = blocks.home_view(user, service.mine(user, limit=10), pending, deps.settings, notice=notice)
+    view = blocks.home_view(
+        user, service.mine(user, limit=10), pending, deps.settings, notice=notice, numbers=service.inventory(user)
+    )
     try:
         await deps.client.views_publish(user_id=user, view=view.to_dict())
     except SlackApiError as exc:

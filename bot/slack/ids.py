@@ -20,13 +20,14 @@ ACTION_HOME_SEARCH = "numbers_home_search"  # opens the search modal from the Ho
 VIEW_SEARCH = "numbers_search"
 VIEW_REQUEST = "numbers_request"
 VIEW_DENY = "numbers_deny"
+VIEW_RELEASE = "numbers_release"
 
 # Events the app subscribes to (manifest: settings.event_subscriptions.bot_events).
 EVENT_HOME_OPENED = "app_home_opened"
 
 COMMANDS = (COMMAND,)
 ACTIONS = (ACTION_REQUEST, ACTION_APPROVE, ACTION_DENY, ACTION_HOME_SEARCH)
-VIEWS = (VIEW_SEARCH, VIEW_REQUEST, VIEW_DENY)
+VIEWS = (VIEW_SEARCH, VIEW_REQUEST, VIEW_DENY, VIEW_RELEASE)
 EVENTS = (EVENT_HOME_OPENED,)
 
 # Input blocks inside the modals: block_id and action_id are the same string, so

@@ -149,6 +149,22 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             )
         # Success needs no answer here: the notifier DMs the requester where the card went.
 
+    @app.view(ids.VIEW_RELEASE)
+    @answered(deps)
+    async def release_submitted(ack, body, view) -> None:
+        reason = state_value(view, ids.INPUT_REASON) or ""
+        if not reason.strip():
+            await ack(response_action="errors", errors={ids.INPUT_REASON: "Say why; approvers decide on it."})
+            return
+        await ack()
+        meta = blocks.read_metadata(view.get("private_metadata"))
+        origin = Origin.from_metadata(body["user"]["id"], meta)
+        try:
+            await deps.service.request_release(origin.user, str(meta.get("number") or ""), reason)
+        except NumbersError as exc:
+            await tell(deps, origin, blocks.note(f":warning: The release was not asked for: {blocks.safe(str(exc))}"))
+        # Success: the notifier posts the card and DMs the requester where it went.
+
     @app.view(ids.VIEW_DENY)
     @answered(deps)
     async def deny_submitted(ack, body, view) -> None:
