@@ -92,9 +92,50 @@ def create_asgi_app(settings: Settings, **overrides: Any) -> tuple[Callable, Com
             )
             await send({"type": "http.response.body", "body": b"ok\n"})
             return
-        await bolt(scope, receive, send)
+        if scope["type"] == "http" and not _timestamp_readable(scope):
+            # Bolt's signature check reads the timestamp with int() and a ValueError there becomes a 500;
+            # a request whose timestamp is not even a number is unsigned: 401, as Bolt answers a bad signature.
+            await send({"type": "http.response.start", "status": 401, "headers": [(b"content-type", b"application/json")]})
+            await send({"type": "http.response.body", "body": b'{"error": "invalid request"}'})
+            return
+        await _answered_even_if_unreadable(bolt, scope, receive, send)
 
     return app, components
+
+
+async def _answered_even_if_unreadable(bolt: Callable, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
+    """Run Bolt; a body it cannot even read answers 400 instead of a 500 and a traceback.
+
+    Bolt builds its request context (``is_enterprise_install``, team and user ids) before it checks the
+    signature, and a field of an unexpected type raises there: anyone, signed or not, could fill the log
+    with tracebacks and get a 500. Slack never sends such bodies.
+    """
+    started = False
+
+    async def tracked(message: dict[str, Any]) -> None:
+        nonlocal started
+        started = started or message["type"] == "http.response.start"
+        await send(message)
+
+    try:
+        await bolt(scope, receive, tracked)
+    except Exception as exc:
+        if started or scope["type"] != "http":
+            raise
+        log.warning("unreadable request to %s refused: %s", scope.get("path"), type(exc).__name__)
+        await send({"type": "http.response.start", "status": 400, "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": b'{"error": "invalid request"}'})
+
+
+def _timestamp_readable(scope: dict[str, Any]) -> bool:
+    """False when ``X-Slack-Request-Timestamp`` is there but is not a number (absent is Bolt's to refuse)."""
+    for name, value in scope.get("headers", []):
+        if name.lower() == b"x-slack-request-timestamp":
+            try:
+                int(value.decode("latin-1"))
+            except ValueError:
+                return False
+    return True
 
 
 async def run_socket_mode(settings: Settings, **overrides: Any) -> None:

@@ -46,6 +46,7 @@ from bot.domain.errors import (
     UsageError,
 )
 from bot.providers.base import (
+    BoundedTransport,
     Done,
     Failed,
     InProgress,
@@ -314,7 +315,7 @@ class AcsProvider:
         self._client = httpx.AsyncClient(
             base_url=self.endpoint + "/",
             auth=AcsAuth(access_key, now=now or _utcnow),
-            transport=transport,
+            transport=BoundedTransport(transport),
             timeout=httpx.Timeout(timeout),
             headers={"Accept": "application/json", "User-Agent": "numbers-bot (acs)"},
         )
@@ -589,6 +590,14 @@ class AcsProvider:
                 f"the connection failed while purchasing search {search_id}; whether ACS acted is not known yet",
             ) from None
         status = response.status_code
+        if response.is_success and not (response.headers.get("operation-id") or response.headers.get("operation-location")):
+            # ACS accepts a purchase with 202 and the operation's headers. A 2xx without them is not ACS's
+            # answer (a proxy's page, a mangled reply): whether ACS acted is unknown, so ask, never assume.
+            raise OutcomeUnknown(
+                PROVIDER,
+                f"the purchase of search {search_id} got an answer ({status}) that names no operation; "
+                "whether ACS acted is not known yet",
+            )
         if response.is_success:
             operation_id = response.headers.get("operation-id") or f"purchase_{search_id}"
             location = response.headers.get("operation-location")

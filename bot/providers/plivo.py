@@ -41,6 +41,7 @@ from bot.domain.errors import (
     UsageError,
 )
 from bot.providers.base import (
+    BoundedTransport,
     NUMBER_TYPES,
     Done,
     Failed,
@@ -122,7 +123,7 @@ class PlivoProvider:
         self._client = httpx.AsyncClient(
             base_url=f"{self._api_url}/v1/Account/{urllib.parse.quote(auth_id, safe='')}/",
             auth=httpx.BasicAuth(auth_id, auth_token),
-            transport=transport,
+            transport=BoundedTransport(transport),
             timeout=timeout,
             headers={"Accept": "application/json", "User-Agent": "numbers-bot"},
         )

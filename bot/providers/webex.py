@@ -40,6 +40,7 @@ from bot.domain.errors import (
     ProviderUnavailable,
 )
 from bot.providers.base import (
+    BoundedTransport,
     Done,
     Failed,
     Job,
@@ -120,7 +121,7 @@ class WebexProvider:
         self._api_origin = _origin(self.api_url)
         self._client = httpx.AsyncClient(
             base_url=self.api_url + "/",
-            transport=transport,
+            transport=BoundedTransport(transport),
             timeout=timeout,
             headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
         )
@@ -232,9 +233,18 @@ class WebexProvider:
         if not still_free:
             return Failed(f"{number} is no longer available: it was assigned elsewhere meanwhile")
         location_id = location_id or ((still_free[0].get("location") or {}).get("id"))
-        await self._put_person(
+        response = await self._put_person(
             person, _with_work_number(person, number, location_id), doing="assigning the number"
         )
+        try:
+            self._json(response, "assigning the number")
+        except ProviderUnavailable:
+            # Webex answers the PUT with the person as now stored; anything else (a proxy's page, a cut-off
+            # body) does not show that the number was assigned. Ask (recover reads the person) instead of
+            # reporting a number the person may not have.
+            raise OutcomeUnknown(
+                self.name, f"Webex answered the assignment of {number} with an unreadable body; checking whether it took"
+            ) from None
         return Done([number])
 
     async def poll(self, job: Job, ref: dict[str, Any]) -> Step:
@@ -295,8 +305,8 @@ class WebexProvider:
         )
         return self._json(response, "reading the person")
 
-    async def _put_person(self, person: dict[str, Any], body: dict[str, Any], *, doing: str) -> None:
-        await self._call(
+    async def _put_person(self, person: dict[str, Any], body: dict[str, Any], *, doing: str) -> httpx.Response:
+        return await self._call(
             "PUT",
             f"/people/{urllib.parse.quote(person['id'], safe='')}",
             params={"callingData": "true"},

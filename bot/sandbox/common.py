@@ -9,7 +9,8 @@
 * ``Faults``: fault injection. Rules say "the next N requests matching METHOD
   and PATH get STATUS / a delay / malformed JSON / a dropped connection".
   Set them from Python (``app.faults.add(...)``) or over HTTP
-  (``POST /_sandbox/faults``), which is how load tests steer a served sandbox.
+  (``POST /_sandbox/faults``), which is how load tests steer a served sandbox;
+  ``GET /_sandbox/requests?method=…&path=…`` counts what arrived, for a test in another process.
   ``app.latency`` delays every answer (benchmarks).
 * ``clock``: every service reads time through ``app.clock`` so tests can move it.
 """
@@ -252,6 +253,7 @@ class SandboxApp:
         self.route("POST", r"/_sandbox/faults")(self._admin_add_fault)
         self.route("DELETE", r"/_sandbox/faults")(self._admin_clear_faults)
         self.route("POST", r"/_sandbox/latency")(self._admin_latency)
+        self.route("GET", r"/_sandbox/requests")(self._admin_count)
 
     def route(self, method: str, pattern: str) -> Callable[[Handler], Handler]:
         compiled = re.compile("^" + pattern + "$")
@@ -271,6 +273,11 @@ class SandboxApp:
         data = request.json() or {}
         self.faults.add(**data)
         return Response.json({"ok": True}, 201)
+
+    async def _admin_count(self, request: Request) -> Response:
+        """``GET /_sandbox/requests?method=POST&path=<regex>``: ``count()`` for a test in another process."""
+        method, path = request.query.get("method", "GET"), request.query.get("path", ".*")
+        return Response.json({"count": self.count(method, path)})
 
     async def _admin_clear_faults(self, request: Request) -> Response:
         self.faults.clear()

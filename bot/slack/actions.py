@@ -36,7 +36,9 @@ def clicked(body: dict[str, Any]) -> str:
 def request_id_of(value: str) -> int:
     """A button value that should name a request; anything else is refused in words."""
     if not _REQUEST_ID.match(value.strip()):
-        raise NotFound(f"That button does not name a request (`{value[:40]}`).")
+        # Echo only harmless characters: a forged value like ``<!channel>`` must not come back as live mrkdwn.
+        shown = re.sub(r"[^0-9A-Za-z ._;:=+-]", "?", value[:40])
+        raise NotFound(f"That button does not name a request (`{shown}`).")
     return int(value)
 
 

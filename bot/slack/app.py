@@ -12,10 +12,13 @@ provider calls made after the ack never hold up Slack's 3-second deadline.
 from __future__ import annotations
 
 import logging
+import time
+from collections import OrderedDict
 from datetime import datetime
 from typing import Any, Callable
 
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.response import BoltResponse
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
@@ -51,6 +54,55 @@ def slack_client(settings: Settings) -> AsyncWebClient:
     )
 
 
+class SeenDeliveries:
+    """Slack's re-deliveries of what this process already took: answered 200 and not run again.
+
+    Slack re-sends a request it thinks was lost (``X-Slack-Retry-Num``, e.g. ``http_timeout`` when the
+    answer took over 3 s), with the same body signed anew. Run twice, a retried search would hold numbers
+    and post offers twice and a retried Request form would post two approval cards. Bolt has no built-in
+    handling, so a delivery is recognised by what Slack never reuses (an event's ``event_id``, a command's
+    or interaction's ``trigger_id``). Memory is per process on purpose: a retry of a delivery that this
+    process never saw (``connection_failed``, or the process died with it) is the only copy, and runs.
+    """
+
+    def __init__(self, *, ttl: float = 3600.0, size: int = 20000, monotonic=time.monotonic):
+        self.ttl = ttl
+        self.size = size
+        self.monotonic = monotonic
+        self._seen: OrderedDict[str, float] = OrderedDict()
+
+    @staticmethod
+    def key(body: dict[str, Any]) -> str | None:
+        if body.get("event_id"):
+            return f"event:{body['event_id']}"
+        if body.get("trigger_id"):
+            return f"trigger:{body['trigger_id']}"
+        return None
+
+    def first_time(self, key: str) -> bool:
+        """Remember ``key``; False when it was already seen within ``ttl``."""
+        now = self.monotonic()
+        while self._seen and (len(self._seen) > self.size or next(iter(self._seen.values())) < now - self.ttl):
+            self._seen.popitem(last=False)
+        if key in self._seen:
+            return False
+        self._seen[key] = now
+        return True
+
+    async def middleware(self, request: Any, body: dict[str, Any], next: Any) -> BoltResponse | None:
+        key = self.key(body or {})
+        if key is not None and not self.first_time(key) and _retry_number(request.headers) > 0:
+            log.info("Slack re-delivered %s (retry %s); already taken", key.split(":")[0], _retry_number(request.headers))
+            return BoltResponse(status=200, body="")
+        await next()
+        return None
+
+
+def _retry_number(headers: dict[str, Any]) -> int:
+    value = (headers.get("x-slack-retry-num") or ["0"])[0]
+    return int(value) if str(value).isdigit() else 0
+
+
 def create_slack_app(components: Components, settings: Settings, *, client: AsyncWebClient | None = None) -> AsyncApp:
     """Every listener on one ``AsyncApp``; ``client`` defaults to one made from ``settings``."""
     client = client or slack_client(settings)
@@ -62,6 +114,8 @@ def create_slack_app(components: Components, settings: Settings, *, client: Asyn
         process_before_response=False,
         name="numbers-bot",
     )
+    # After Bolt's own middleware (signature check first): an unsigned "retry" never gets this far.
+    app.middleware(SeenDeliveries().middleware)
     deps = SlackDeps(
         service=service,
         settings=settings,

@@ -47,9 +47,12 @@ async def report(deps: SlackDeps, error: BaseException, body: dict[str, Any]) ->
     ref = secrets.token_hex(3)
     log.error("listener failed [ref %s] on %s: %s", ref, describe(body), type(error).__name__, exc_info=error)
     user = user_of(body)
-    if user is None:
+    if not isinstance(user, str):
         return ref
-    origin = origin_of(body, user, deps)
+    try:
+        origin = origin_of(body, user, deps)
+    except Exception:  # a body odd enough to have failed the listener may fail here too: DM the user instead
+        origin = Origin(user=user)
     try:
         await deps.reply(
             user,
@@ -71,8 +74,8 @@ def user_of(body: dict[str, Any]) -> str | None:
     user = body.get("user")
     if isinstance(user, dict) and user.get("id"):
         return user["id"]
-    event = body.get("event") or {}
-    return event.get("user")
+    event = body.get("event")
+    return event.get("user") if isinstance(event, dict) else None
 
 
 def origin_of(body: dict[str, Any], user: str, deps: SlackDeps) -> Origin:
@@ -87,15 +90,22 @@ def origin_of(body: dict[str, Any], user: str, deps: SlackDeps) -> Origin:
 
 
 def describe(body: dict[str, Any]) -> str:
-    """What kind of request failed, for the log: never the body itself (it carries tokens and user text)."""
+    """What kind of request failed, for the log: never the body itself (it carries tokens and user text).
+
+    Reads the body defensively: it runs on the error path, for bodies that may have failed for their shape."""
+
+    def field(node: Any, key: str) -> str:
+        value = node.get(key) if isinstance(node, dict) else None
+        return str(value)[:80]
+
     if body.get("command"):
-        return f"command {body['command']}"
+        return f"command {field(body, 'command')}"
     kind = body.get("type") or "request"
     if kind == "block_actions":
-        action = (body.get("actions") or [{}])[0]
-        return f"block_actions {action.get('action_id')}"
+        actions = body.get("actions")
+        return f"block_actions {field(actions[0] if isinstance(actions, list) and actions else None, 'action_id')}"
     if kind == "view_submission":
-        return f"view_submission {(body.get('view') or {}).get('callback_id')}"
+        return f"view_submission {field(body.get('view'), 'callback_id')}"
     if kind == "event_callback":
-        return f"event {(body.get('event') or {}).get('type')}"
-    return str(kind)
+        return f"event {field(body.get('event'), 'type')}"
+    return str(kind)[:80]

@@ -37,6 +37,11 @@ DM_ON = frozenset(
 )
 THREAD_ON = frozenset({"needs_attention", "reminder", "reapproval"})
 CARD_UNCHANGED = frozenset({"reminder"})
+# ``ok: false`` errors that Slack documents as transient on its side (HTTP 200, so slack_sdk's retry handlers,
+# which look at 429/5xx, let them through). The card update that shows the outcome is the last one: lost
+# there, the card would keep "buying…" and live buttons for good.
+TRANSIENT_ERRORS = frozenset({"internal_error", "fatal_error", "service_unavailable", "request_timeout"})
+RETRY_DELAYS = (1.0, 3.0)
 
 
 def slack_error(exc: Exception) -> str:
@@ -64,6 +69,18 @@ class SlackNotifier:
         # One lock per request still moving; dropped once the request reaches a final state.
         self._locks: dict[int, asyncio.Lock] = {}
         self._shown: dict[int, dict[str, Any]] = {}  # the card as last posted, to skip identical updates
+        self.retry_delays: tuple[float, ...] = RETRY_DELAYS
+
+    async def _slack(self, call: Callable[..., Any], **kwargs: Any) -> Any:
+        """One Web API call, sent again after Slack's transient ``ok: false`` errors; raises the last error."""
+        for delay in (*self.retry_delays, None):
+            try:
+                return await call(**kwargs)
+            except SlackApiError as exc:
+                if delay is None or slack_error(exc) not in TRANSIENT_ERRORS:
+                    raise
+                log.warning("Slack answered %s; trying again in %gs", slack_error(exc), delay)
+                await asyncio.sleep(delay)
 
     def bind(self, store: Any) -> None:
         self.store = store
@@ -112,7 +129,7 @@ class SlackNotifier:
             return
         card = self._card(request)
         try:
-            response = await self.client.chat_postMessage(channel=channel, **card)
+            response = await self._slack(self.client.chat_postMessage, channel=channel, **card)
         except SlackApiError as exc:
             log.error("could not post the card for request %s in %s: %s", request.id, channel, slack_error(exc))
             return
@@ -142,7 +159,7 @@ class SlackNotifier:
         if self._shown.get(request.id) == card:
             return  # e.g. "approved" then "fulfilling": same card; Slack rate-limits chat.update
         try:
-            await self.client.chat_update(channel=request.card_channel, ts=request.card_ts, **card)
+            await self._slack(self.client.chat_update, channel=request.card_channel, ts=request.card_ts, **card)
             self._shown[request.id] = card
         except SlackApiError as exc:
             error = slack_error(exc)
@@ -165,7 +182,7 @@ class SlackNotifier:
         message = blocks.dm_message(request, what, self.settings, actor=actor, text=text, channel=channel, link=link)
         try:
             # A user id as the channel posts in the app's DM with that user (the Messages tab).
-            await self.client.chat_postMessage(channel=request.requester, **message.payload())
+            await self._slack(self.client.chat_postMessage, channel=request.requester, **message.payload())
         except SlackApiError as exc:
             log.error("could not DM %s about request %s (%s): %s", request.requester, request.id, what, slack_error(exc))
 
@@ -175,6 +192,6 @@ class SlackNotifier:
         if not channel:
             return
         try:
-            await self.client.chat_postMessage(channel=channel, thread_ts=request.card_ts, **message.payload())
+            await self._slack(self.client.chat_postMessage, channel=channel, thread_ts=request.card_ts, **message.payload())
         except SlackApiError as exc:
             log.error("could not tell the approvers about request %s (%s): %s", request.id, what, slack_error(exc))
