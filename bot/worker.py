@@ -22,7 +22,7 @@ from datetime import timedelta
 from typing import Any
 
 from bot.domain.display import both
-from bot.domain.errors import NumbersError, OutcomeUnknown, ProviderError, ProviderUnavailable
+from bot.domain.errors import HoldExpired, NumbersError, OutcomeUnknown, ProviderError, ProviderUnavailable
 from bot.domain.models import NumberRequest, Offer, Operation
 from bot.domain.states import TERMINAL, State
 from bot.providers.base import Done, Failed, InProgress, Job, Provider, ProviderPending, Requester, Step
@@ -350,12 +350,31 @@ class Worker:
                 self.store.update_operation(op.id, self.owner, last_status="refused")
             await self._later(op, str(exc), delay=exc.retry_after)
             return
+        except HoldExpired as exc:
+            await self._hold_ran_out(op, request, exc)
+            return
         except ProviderError as exc:
             await self._finish(op, request, Failed(str(exc)))
             return
         if step is None:
             return
         await self._apply(op, request, step)
+
+    async def _hold_ran_out(self, op: Operation, request: NumberRequest, exc: HoldExpired) -> None:
+        """The hold expired before the provider took the purchase: nothing spent, so back to
+        ``approved`` with the hold marked gone; ``start`` then searches again (SPEC.md "Holds")."""
+        moved = self.store.transition(
+            request.id,
+            State.FULFILLING,
+            State.APPROVED,
+            actor=WORKER_ACTOR,
+            kind="hold_expired",
+            message=f"the hold ran out before the purchase was taken; searching again ({exc.message})",
+            changes={"hold_expires_at": self.clock()},
+            finish_operation=op.id,
+        )
+        if moved is not None:
+            self.kick()
 
     async def _submit(self, op: Operation, job: Job) -> Step | None:
         """Send the spending call, having first recorded that we are about to."""

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from bot.domain.errors import (
+    HoldExpired,
     ConfigError,
     OutcomeUnknown,
     ProviderAuthError,
@@ -354,7 +355,7 @@ async def test_expired_hold_cannot_be_purchased(provider, app):
     with pytest.raises(ProviderError) as caught:
         await provider.submit(job_for(offer))
     err = caught.value
-    assert type(err) is ProviderError and err.status == 400 and err.code == "SearchExpired"
+    assert type(err) is HoldExpired and err.status == 400 and err.code == "SearchExpired"
     assert "expired" in str(err) and "Search again" in str(err)
 
 

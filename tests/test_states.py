@@ -22,6 +22,8 @@ ALLOWED = {
     # SPEC "Holds": an expired hold re-searched on approval
     ("approved", "pending"),
     ("approved", "failed"),
+    # the hold ran out while the purchase waited: refused, nothing spent, search again
+    ("fulfilling", "approved"),
 }
 
 ALL_PAIRS = list(itertools.product([s.value for s in State], repeat=2))

@@ -8,6 +8,8 @@
     ├── ConfigError              a setting is missing or wrong (one line per problem)
     └── ProviderError            a provider refused or failed; carries provider, status, code
         ├── ProviderAuthError    401/403: the credentials are wrong
+        ├── HoldExpired          the purchase was refused because the held search expired;
+        │                        nothing was spent, the search can be run again
         ├── ProviderUnavailable  timeouts, connection errors, 5xx, throttling we gave up on;
         │                        safe to retry for reads, never blindly for spending calls
         └── OutcomeUnknown       a spending call was sent and we cannot tell whether the
@@ -84,6 +86,10 @@ class ProviderError(NumbersError):
 
 class ProviderAuthError(ProviderError):
     pass
+
+
+class HoldExpired(ProviderError):
+    """The provider refused a purchase because its hold ran out (nothing was spent)."""
 
 
 class ProviderUnavailable(ProviderError):

@@ -30,7 +30,10 @@ class State(StrEnum):
 # "Holds" paragraph: approving an expired ACS hold re-runs the search while the
 # request is `approved`; a worse result sends it back to `pending` for a fresh
 # approval, and a provider that refuses the new search ends it as `failed`
-# (no money was spent; nothing to look at).
+# (no money was spent; nothing to look at). A hold can also run out after the
+# approval, while the purchase waits (ACS throttled it): ACS refuses the
+# purchase, nothing is spent, and `fulfilling → approved` sends the request
+# through the same search-again path.
 TRANSITIONS: frozenset[tuple[State, State]] = frozenset(
     {
         (State.PENDING, State.APPROVED),
@@ -44,6 +47,7 @@ TRANSITIONS: frozenset[tuple[State, State]] = frozenset(
         (State.FULFILLING, State.NEEDS_ATTENTION),
         (State.APPROVED, State.PENDING),
         (State.APPROVED, State.FAILED),
+        (State.FULFILLING, State.APPROVED),
     }
 )
 

@@ -38,6 +38,7 @@ from typing import Any, Callable, Generator
 import httpx
 
 from bot.domain.errors import (
+    HoldExpired,
     ConfigError,
     OutcomeUnknown,
     ProviderAuthError,
@@ -611,6 +612,10 @@ class AcsProvider:
             # Throttled: certainly refused, safe to send again later.
             raise self._error(response, cls=ProviderUnavailable)
         if 400 <= status < 500:
+            code, _ = _error_parts(response)
+            if code and "expired" in code.lower():
+                # The hold ran out before ACS took the purchase: nothing bought; the worker searches again.
+                raise self._error(response, cls=HoldExpired)
             raise self._error(response)
         raise self._error(response, cls=OutcomeUnknown)
 

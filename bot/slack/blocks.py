@@ -525,7 +525,8 @@ def error_message(exc: Exception, *, usage: str | None = None) -> Message:
     blocks: list[Block] = [section(text)]
     if usage:
         blocks.append(section(mrkdwn_escape(usage)))
-    return Message(text=clip(f"{exc}", MESSAGE_TEXT_MAX), blocks=blocks)
+    # The fallback text is mrkdwn too (notifications, screen readers): escaped like the blocks.
+    return Message(text=clip(safe(str(exc)), MESSAGE_TEXT_MAX), blocks=blocks)
 
 
 def help_message() -> Message:
@@ -657,7 +658,7 @@ def metadata(**values: Any) -> str:
 def read_metadata(text: str | None) -> dict[str, Any]:
     try:
         data = json.loads(text or "{}")
-    except ValueError:
+    except (TypeError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
 

@@ -43,6 +43,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
     @answered(deps)
     async def home_opened(event, body) -> None:
         # Bolt acks events before this runs. Opening the Messages tab fires the same event.
-        if event.get("tab", "home") != "home":
+        user = event.get("user")
+        if event.get("tab", "home") != "home" or not isinstance(user, str) or not user:
             return
-        await publish_home(deps, event["user"])
+        await publish_home(deps, user)

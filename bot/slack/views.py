@@ -23,27 +23,39 @@ from bot.services import MAX_JUSTIFICATION
 from bot.slack import blocks, ids
 from bot.slack.deps import SlackDeps
 from bot.slack.failures import answered
+from bot.slack.actions import request_id_of
 from bot.slack.origin import Origin, tell
 
 log = logging.getLogger(__name__)
 
 
+def _values(view: Any) -> dict[str, Any]:
+    state = view.get("state") if isinstance(view, dict) else None
+    values = state.get("values") if isinstance(state, dict) else None
+    return values if isinstance(values, dict) else {}
+
+
 def state_value(view: dict[str, Any], block_id: str) -> Any:
     """The submitted value of the input ``block_id`` (block and action ids are the same here)."""
-    element = ((view.get("state") or {}).get("values") or {}).get(block_id, {}).get(block_id)
-    if not element:
+    block = _values(view).get(block_id)
+    element = block.get(block_id) if isinstance(block, dict) else None
+    if not isinstance(element, dict):
         return None
     kind = element.get("type")
     if kind in ("static_select", "radio_buttons"):
         option = element.get("selected_option")
-        return option.get("value") if option else None
-    if kind == "checkboxes":
-        return [o.get("value") for o in element.get("selected_options") or []]
-    return element.get("value")
+        value = option.get("value") if isinstance(option, dict) else None
+    elif kind == "checkboxes":
+        options = element.get("selected_options")
+        return [str(o.get("value")) for o in options if isinstance(o, dict)] if isinstance(options, list) else []
+    else:
+        value = element.get("value")
+    # Slack sends strings; anything else came from somewhere else and is read as text, never trusted as a type.
+    return None if value is None else str(value)
 
 
 def has_input(view: dict[str, Any], block_id: str) -> bool:
-    return block_id in ((view.get("state") or {}).get("values") or {})
+    return block_id in _values(view)
 
 
 def read_search(view: dict[str, Any], deps: SlackDeps) -> tuple[SearchQuery | None, dict[str, str]]:
@@ -175,8 +187,8 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         await ack()
         meta = blocks.read_metadata(view.get("private_metadata"))
         origin = Origin.from_metadata(body["user"]["id"], meta)
-        request_id = int(meta.get("request") or 0)
         try:
+            request_id = request_id_of(str(meta.get("request") or ""))
             await deps.service.deny(request_id, origin.user, reason)
         except NumbersError as exc:
             await tell(deps, origin, blocks.error_message(exc))

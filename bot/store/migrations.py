@@ -178,6 +178,37 @@ def index_open_operations_and_committed_cost(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX requests_committed ON requests (decided_at, kind, state, unit_monthly_cost, quantity)")
 
 
+@migration(4)
+def one_open_operation_per_request(db: sqlite_utils.Database) -> None:
+    """A request may need a second operation of a kind (a purchase refused because its hold ran
+    out is sent again after a new search); what must stay unique is the *open* one."""
+    db.execute("ALTER TABLE operations RENAME TO operations_v1")
+    db.execute(
+        """
+        CREATE TABLE operations (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            request_id INTEGER NOT NULL REFERENCES requests(id),
+            provider TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            phase TEXT NOT NULL,
+            ref TEXT NOT NULL DEFAULT '{}',
+            next_poll_at TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            lease_owner TEXT,
+            lease_until TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            last_status TEXT
+        )"""
+    )
+    db.execute("INSERT INTO operations SELECT * FROM operations_v1")
+    db.execute("DROP TABLE operations_v1")
+    db.execute("CREATE INDEX operations_due ON operations (phase, next_poll_at)")
+    db.execute("CREATE INDEX operations_open ON operations (next_poll_at) WHERE phase != 'done'")
+    db.execute("CREATE INDEX operations_request ON operations (request_id, id)")
+    db.execute("CREATE UNIQUE INDEX operations_one_open ON operations (request_id, kind) WHERE phase != 'done'")
+
+
 def current_version(db: sqlite_utils.Database) -> int:
     if "schema_migrations" not in db.table_names():
         return 0
