@@ -438,9 +438,8 @@ class Worker:
         await self._finish(op, request, step)
 
     async def _finish(self, op: Operation, request: NumberRequest, step: Step) -> None:
-        svc = self.service
+        """Record the provider's last word on the operation and tell people."""
         if isinstance(step, Done):
-            shown = ", ".join(both(n) for n in step.numbers)
             note = step.note
             if request.kind == "release":
                 number_id = request.ref["number_id"]
@@ -448,67 +447,57 @@ class Worker:
             else:
                 obtained = list(step.numbers)
                 also = lambda: self.store.record_numbers(request, obtained)  # noqa: E731
-            moved = self.store.transition(
-                request.id,
-                State.FULFILLING,
+            shown = ", ".join(both(n) for n in step.numbers)
+            await self._end(
+                op,
+                request,
                 State.FULFILLED,
-                actor=WORKER_ACTOR,
-                kind="fulfilled",
-                message=f"{_verb(request.kind)} {shown}" + (f" — {note}" if note else ""),
+                f"{_verb(request.kind)} {shown}" + (f" — {note}" if note else ""),
+                text=note,
+                # A partial rent costs only what was rented.
+                changes={"numbers": step.numbers, "quantity": len(step.numbers) or request.quantity},
                 data={"numbers": step.numbers, "failed_numbers": step.failed_numbers},
-                changes={
-                    "numbers": step.numbers,
-                    "outcome": note,
-                    # A partial rent costs only what was rented.
-                    "quantity": len(step.numbers) or request.quantity,
-                },
-                finish_operation=op.id,
                 also=also,
             )
-            what = "fulfilled"
         elif isinstance(step, ProviderPending):
-            moved = self.store.transition(
-                request.id,
-                State.FULFILLING,
-                State.PROVIDER_PENDING,
-                actor=WORKER_ACTOR,
-                kind="provider_pending",
-                message=f"{request.provider} is following up: {step.details}",
-                changes={"outcome": step.details},
-                finish_operation=op.id,
+            await self._end(
+                op, request, State.PROVIDER_PENDING, f"{request.provider} is following up: {step.details}", text=step.details
             )
-            what = "provider_pending"
         elif isinstance(step, Failed):
-            moved = self.store.transition(
-                request.id,
-                State.FULFILLING,
-                State.FAILED,
-                actor=WORKER_ACTOR,
-                kind="failed",
-                message=f"failed: {step.reason}",
-                changes={"outcome": step.reason},
-                finish_operation=op.id,
-            )
-            what = "failed"
+            await self._end(op, request, State.FAILED, f"failed: {step.reason}", text=step.reason)
         else:  # pragma: no cover - Step is a closed union
             raise TypeError(step)
-        if moved is not None:
-            text = step.note if isinstance(step, Done) else getattr(step, "details", None) or getattr(step, "reason", None)
-            await svc.tell(moved, what, text=text)
 
     async def _needs_attention(self, op: Operation, request: NumberRequest, why: str) -> None:
+        await self._end(op, request, State.NEEDS_ATTENTION, f"needs a person: {why}", text=why)
+
+    async def _end(
+        self,
+        op: Operation,
+        request: NumberRequest,
+        state: State,
+        message: str,
+        *,
+        text: str | None,
+        changes: dict[str, Any] | None = None,
+        data: dict[str, Any] | None = None,
+        also: Any = None,
+    ) -> None:
+        """``fulfilling → state``, the operation closed and the outcome kept, in one commit; then notify."""
         moved = self.store.transition(
             request.id,
             State.FULFILLING,
-            State.NEEDS_ATTENTION,
+            state,
             actor=WORKER_ACTOR,
-            kind="needs_attention",
-            message=f"needs a person: {why}",
-            changes={"outcome": why},
+            kind=state.value,
+            message=message,
+            data=data,
+            changes={"outcome": text, **(changes or {})},
             finish_operation=op.id,
+            also=also,
         )
         if moved is not None:
-            await self.service.tell(moved, "needs_attention", text=why)
+            await self.service.tell(moved, state.value, text=text)
 
 
 async def send(provider: Provider, job: Job) -> Step:
