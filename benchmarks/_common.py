@@ -147,3 +147,22 @@ def slash_command(text: str, *, user: str, response_url: str, channel: str = CHA
 def one_line(name: str, text: str) -> None:
     """The one-line summary, on stderr so stdout stays pure JSON."""
     print(f"[{name}] {text}", file=sys.stderr, flush=True)
+
+
+def sandbox_settings(tmp: Path, poll: float, api_url: str = "http://127.0.0.1:9/api/") -> Any:
+    """Settings for an in-process bot on the sandbox providers, nothing read from the environment."""
+    from bot.config import load_settings
+
+    for name in list(os.environ):
+        if name.startswith(("NUMBERS_", "SLACK_", "ACS_", "PLIVO_", "WEBEX_")):
+            del os.environ[name]
+    return load_settings(
+        NUMBERS_DB=str(tmp / f"numbers-{time.monotonic_ns()}.db"),
+        NUMBERS_SANDBOX=True,
+        NUMBERS_POLL_INTERVAL=poll,
+        NUMBERS_APPROVERS=APPROVER,
+        NUMBERS_APPROVAL_CHANNEL=APPROVAL_CHANNEL,
+        SLACK_BOT_TOKEN=BOT_TOKEN,
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        SLACK_API_URL=api_url,
+    )

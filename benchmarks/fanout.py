@@ -44,7 +44,6 @@ import _common as C  # noqa: E402
 
 import httpx  # noqa: E402
 
-from bot.config import load_settings  # noqa: E402
 from bot.providers.base import SearchQuery  # noqa: E402
 from bot.sandbox import SandboxServices  # noqa: E402
 from stub_slack import StubSlack  # noqa: E402
@@ -52,20 +51,6 @@ from stub_slack import StubSlack  # noqa: E402
 TARGET_OVERHEAD_MS = 150.0
 
 
-def settings_for(tmp: Path, poll: float, api_url: str = "http://127.0.0.1:9/api/"):
-    for name in list(os.environ):
-        if name.startswith(("NUMBERS_", "SLACK_", "ACS_", "PLIVO_", "WEBEX_")):
-            del os.environ[name]
-    return load_settings(
-        NUMBERS_DB=str(tmp / f"numbers-{time.monotonic_ns()}.db"),
-        NUMBERS_SANDBOX=True,
-        NUMBERS_POLL_INTERVAL=poll,
-        NUMBERS_APPROVERS=C.APPROVER,
-        NUMBERS_APPROVAL_CHANNEL=C.APPROVAL_CHANNEL,
-        SLACK_BOT_TOKEN=C.BOT_TOKEN,
-        SLACK_SIGNING_SECRET=C.SIGNING_SECRET,
-        SLACK_API_URL=api_url,
-    )
 
 
 CASES = {
@@ -105,7 +90,7 @@ async def service_level(case_name: str, rounds: int, tmp: Path) -> dict[str, Any
     from bot.app import build
 
     case = CASES[case_name]
-    settings = settings_for(tmp, case["poll"])
+    settings = C.sandbox_settings(tmp, case["poll"])
     sandbox = SandboxServices.create(None)
     for name, seconds in case["latency"].items():
         sandbox.apps[name].latency = seconds
@@ -145,7 +130,7 @@ async def slack_level(case_name: str, rounds: int, tmp: Path) -> dict[str, Any]:
 
     case = CASES[case_name]
     stub = await StubSlack().start()
-    settings = settings_for(tmp, case["poll"], stub.api_url)
+    settings = C.sandbox_settings(tmp, case["poll"], stub.api_url)
     sandbox = SandboxServices.create(None)
     for name, seconds in case["latency"].items():
         sandbox.apps[name].latency = seconds

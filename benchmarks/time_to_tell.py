@@ -40,7 +40,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
 
-from bot.config import load_settings  # noqa: E402
 from bot.providers.base import SearchQuery  # noqa: E402
 from bot.sandbox import SandboxServices  # noqa: E402
 from bot.sandbox.common import Response  # noqa: E402
@@ -100,27 +99,13 @@ class StampingNotifier:
             self.fulfilled.setdefault(request.id, time.monotonic())
 
 
-def settings_for(tmp: Path, poll: float, api_url: str):
-    for name in list(os.environ):
-        if name.startswith(("NUMBERS_", "SLACK_", "ACS_", "PLIVO_", "WEBEX_")):
-            del os.environ[name]
-    return load_settings(
-        NUMBERS_DB=str(tmp / f"numbers-{time.monotonic_ns()}.db"),
-        NUMBERS_SANDBOX=True,
-        NUMBERS_POLL_INTERVAL=poll,
-        NUMBERS_APPROVERS=C.APPROVER,
-        NUMBERS_APPROVAL_CHANNEL=C.APPROVAL_CHANNEL,
-        SLACK_BOT_TOKEN=C.BOT_TOKEN,
-        SLACK_SIGNING_SECRET=C.SIGNING_SECRET,
-        SLACK_API_URL=api_url,
-    )
 
 
 async def run_case(path: str, retry_after: float | None, flows: int, poll: float, tmp: Path) -> dict[str, Any]:
     from bot.app import build
 
     stub = await StubSlack().start() if path == "slack" else None
-    settings = settings_for(tmp, poll, stub.api_url if stub else "http://127.0.0.1:9/api/")
+    settings = C.sandbox_settings(tmp, poll, stub.api_url if stub else "http://127.0.0.1:9/api/")
     sandbox = SandboxServices.create(None)
     interval = retry_after if retry_after is not None else poll
     timed = TimedOperations(sandbox, spread=3 * interval)

@@ -24,7 +24,7 @@ import phonenumbers
 
 from bot.domain import policy as rules
 from bot.domain.commands import SEARCH_PROVIDERS
-from bot.domain.errors import Conflict, NotAllowed, NotFound, NumbersError, ProviderError, UsageError
+from bot.domain.errors import Conflict, NotAllowed, NotFound, NumbersError, UsageError
 from bot.domain.display import e164
 from bot.domain.models import HeldNumber, NumberRequest, Offer
 from bot.domain.policy import Policy

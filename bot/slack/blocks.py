@@ -780,15 +780,22 @@ def request_modal(offer: Offer, settings: Settings, *, private_metadata: str = "
     )
 
 
+def reason_input(label: str, hint: str) -> InputBlock:
+    """The required free-text reason of the deny and release forms."""
+    return InputBlock(
+        block_id=ids.INPUT_REASON,
+        label=_plain(label),
+        hint=_plain(hint),
+        element=PlainTextInputElement(
+            action_id=ids.INPUT_REASON, multiline=True, min_length=1, max_length=MAX_JUSTIFICATION
+        ),
+    )
+
+
 def deny_modal(request: NumberRequest, *, private_metadata: str = "") -> View:
     blocks: list[Block] = [
         section(request_line(request) + f"\nRequested by {who(request.requester)}:\n" + quote(request.justification, 1500)),
-        InputBlock(
-            block_id=ids.INPUT_REASON,
-            label=_plain("Why is it denied?"),
-            hint=_plain("The requester sees this."),
-            element=PlainTextInputElement(action_id=ids.INPUT_REASON, multiline=True, min_length=1, max_length=3000),
-        ),
+        reason_input("Why is it denied?", "The requester sees this."),
     ]
     return View(
         type="modal",
@@ -817,12 +824,7 @@ def release_modal(held: HeldNumber, *, private_metadata: str = "") -> View:
         private_metadata=private_metadata,
         blocks=[
             section(about),
-            InputBlock(
-                block_id=ids.INPUT_REASON,
-                label=_plain("Why can it go?"),
-                hint=_plain("Approvers decide on it; the number stops costing money once released."),
-                element=PlainTextInputElement(action_id=ids.INPUT_REASON, multiline=True, min_length=1, max_length=3000),
-            ),
+            reason_input("Why can it go?", "Approvers decide on it; the number stops costing money once released."),
         ],
     )
 
