@@ -309,10 +309,12 @@ class NumbersService:
         if request.kind == "release" or not rules.auto_approves(request.monthly_total, self.policy):
             return request
         try:
-            rules.check_budget(request.monthly_total, self.store.committed_this_month(), self.policy, request.currency)
+            return self._auto_approve(request)
         except NotAllowed as exc:
             self.store.add_event(request.id, POLICY_ACTOR, "auto_approval_refused", str(exc))
             return self.store.get_request(request.id) or request
+
+    def _auto_approve(self, request: NumberRequest) -> NumberRequest:
         moved = self.store.transition(
             request.id,
             State.PENDING,
@@ -324,8 +326,25 @@ class NumbersService:
                 f"NUMBERS_AUTO_APPROVE_BELOW {rules.money(self.policy.auto_approve_below)}"
             ),
             changes={"decided_by": POLICY_ACTOR, "decided_at": self.clock()},
+            also=self._budget_guard(request),
         )
         return moved or request
+
+    def _budget_guard(self, request: NumberRequest) -> Callable[[], None] | None:
+        """The budget check that counts, run inside the approving transaction.
+
+        Writers queue on ``BEGIN IMMEDIATE``, so two approvals of different requests
+        cannot both pass a check made before either was written. The approved row
+        is already counted here; raising rolls the approval back."""
+        if self.policy.monthly_budget is None or request.kind == "release" or request.monthly_total is None:
+            return None
+        monthly = request.monthly_total
+
+        def check() -> None:
+            committed = self.store.committed_this_month()
+            rules.check_budget(monthly, committed - monthly, self.policy, request.currency)
+
+        return check
 
     # --- decisions --------------------------------------------------------
 
@@ -369,15 +388,20 @@ class NumbersService:
                 return await self._lost_race(request.id, user)
             await self.tell(moved, "approval", actor=user)
             return ApproveResult(moved, False, len(outcome.approvals), required)
-        moved = self.store.transition(
-            request.id,
-            State.PENDING,
-            State.APPROVED,
-            actor=user,
-            kind="approved",
-            message=f"approved ({len(outcome.approvals)} of {required})",
-            changes={"approvals": outcome.approvals, "decided_by": user, "decided_at": self.clock()},
-        )
+        try:
+            moved = self.store.transition(
+                request.id,
+                State.PENDING,
+                State.APPROVED,
+                actor=user,
+                kind="approved",
+                message=f"approved ({len(outcome.approvals)} of {required})",
+                changes={"approvals": outcome.approvals, "decided_by": user, "decided_at": self.clock()},
+                also=self._budget_guard(request),
+            )
+        except NotAllowed as exc:  # over budget, counted with every approval committed before this one
+            await self._refused(request.id, user, "approve", exc)
+            raise
         if moved is None:
             return await self._lost_race(request.id, user)
         await self.tell(moved, "approved", actor=user)

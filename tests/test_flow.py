@@ -297,3 +297,56 @@ async def test_audit_csv_streams_every_event(bot):
         assert kind in kinds
     justifications = [json.loads(r["data"]).get("justification") for r in rows if r["kind"] == "requested"]
     assert justifications == ['why, with "quotes", and commas']
+
+
+async def test_budget_holds_when_two_processes_approve_at_once(bot_factory, tmp_path):
+    """Two requests, room in the monthly budget for one, approved at the same moment from two
+    processes (two connections, two threads): both read the budget before either writes, and
+    still only one approval commits; the other is refused with the figures and audited."""
+    import threading
+
+    from tests.conftest import make_env
+
+    bot = bot_factory(NUMBERS_MONTHLY_BUDGET="5", NUMBERS_DB=str(tmp_path / "race.db"))
+    first = await bot.svc.request(REQUESTER, (await acs_offer(bot)).id, "one")  # $4
+    second = await bot.svc.request(REQUESTER, (await acs_offer(bot)).id, "two")  # $4
+    both_read = threading.Barrier(2, timeout=10)
+    results: list = []
+
+    def process(request_id: int, approver: str) -> None:
+        async def run():
+            env = make_env(bot.c.settings, sandbox=bot.sandbox)
+            real = env.store.committed_this_month
+            calls = []
+
+            def read_then_wait(now=None):
+                value = real(now)
+                calls.append(value)
+                if len(calls) == 1:  # the early check: wait until the other process has read too
+                    both_read.wait()
+                return value
+
+            env.store.committed_this_month = read_then_wait
+            try:
+                results.append(await env.svc.approve(request_id, approver))
+            except Exception as exc:  # noqa: BLE001 - the refusal is what we look at
+                results.append(exc)
+            finally:
+                await env.c.aclose()
+
+        asyncio.run(run())
+
+    threads = [
+        threading.Thread(target=process, args=(first.id, APPROVER)),
+        threading.Thread(target=process, args=(second.id, APPROVER2)),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert len(results) == 2
+    assert sum(isinstance(r, NotAllowed) for r in results) == 1, results
+    assert [bot.svc.get(r.id).state for r in (first, second)].count(State.PENDING) == 1
+    assert bot.store.committed_this_month() == Decimal("4.00")
+    refused = [e for r in (first, second) for e in bot.svc.get(r.id).events if e.kind == "refused"]
+    assert len(refused) == 1 and "Over budget" in refused[0].message
