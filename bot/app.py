@@ -6,7 +6,7 @@ Nothing happens at import time; ``build`` does the wiring and the caller
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable
 
@@ -97,7 +97,6 @@ class Components:
     service: NumbersService
     worker: Worker
     sandbox: SandboxServices | None = None
-    closers: list[Callable] = field(default_factory=list)
 
     async def aclose(self) -> None:
         await self.worker.stop()

@@ -26,8 +26,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from bot.config import load_settings
-from bot.domain.errors import NotFound, NumbersError
+from bot.domain.errors import NotFound
 from bot.slack import blocks, ids
 from bot.slack.actions import clicked, request_id_of
 from bot.slack.failures import describe, report, user_of
