@@ -319,7 +319,8 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
             if not acs:
                 raise NumbersError("the sandbox returned no ACS offer: " + "; ".join(result.problems))
             offer = acs[0]
-            say(f"2. {requester} requests offer {offer.id} with a reason")
+            say(f"2. {requester} requests the ACS offer (numbers held until bought) with a reason:")
+            say("   " + offer_line(offer))
             request = await c.service.request(requester, offer.id, "Support line for the spring campaign")
             say(f"   request #{request.id} is {request.state.value}; approval card goes to the approvers")
             say(f"3. {approver} approves request #{request.id}")
