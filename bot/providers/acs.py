@@ -47,7 +47,7 @@ from bot.domain.errors import (
     UsageError,
 )
 from bot.providers.base import (
-    BoundedTransport,
+    BoundedClient,
     Done,
     Failed,
     InProgress,
@@ -313,10 +313,10 @@ class AcsProvider:
         self._search_timeout = search_timeout
         self._sleep = sleep
         self._assignment_type = assignment_type
-        self._client = httpx.AsyncClient(
+        self._client = BoundedClient(
             base_url=self.endpoint + "/",
             auth=AcsAuth(access_key, now=now or _utcnow),
-            transport=BoundedTransport(transport),
+            transport=transport,
             timeout=httpx.Timeout(timeout),
             headers={"Accept": "application/json", "User-Agent": "numbers-bot (acs)"},
         )

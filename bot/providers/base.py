@@ -237,59 +237,25 @@ async def send_read(
     raise ProviderUnavailable(provider, f"{request.method} {request.url.path} {what} after {attempts} attempts")
 
 
-class _ReleaseOnClose(httpx.AsyncByteStream):
-    """A response body that gives its pool slot back when it is closed."""
-
-    def __init__(self, stream: httpx.AsyncByteStream, release: Callable[[], None]):
-        self._stream = stream
-        self._release = release
-
-    async def __aiter__(self):  # type: ignore[override]
-        async for chunk in self._stream:
-            yield chunk
-
-    async def aclose(self) -> None:
-        try:
-            await self._stream.aclose()
-        finally:
-            self._release()
-
-
-class BoundedTransport(httpx.AsyncBaseTransport):
-    """At most ``limit`` requests inside the connection pool; the rest wait on a semaphore.
+class BoundedClient(httpx.AsyncClient):
+    """An ``httpx.AsyncClient`` that lets at most ``max_in_flight`` requests into its pool at once.
 
     Hundreds of searches in flight would otherwise queue inside httpcore's pool,
     whose bookkeeping costs O(queued × connections) on every pass
     (encode/httpcore#1035): measured, 67 s of CPU for 500 searches and acks
-    pushed past Slack's 3 s. A semaphore queue costs O(1).
+    pushed past Slack's 3 s. Waiting on a semaphore costs O(1). The adapters
+    read every answer whole (no streaming), so a request holds its slot exactly
+    until its answer is in. Bounding here rather than in a transport keeps
+    httpx's own transport set-up (proxies from the environment) intact.
     """
 
-    def __init__(self, inner: httpx.AsyncBaseTransport | None = None, limit: int = 100):
-        self._inner = inner or httpx.AsyncHTTPTransport(
-            limits=httpx.Limits(max_connections=limit, max_keepalive_connections=20)
-        )
-        self._slots = asyncio.Semaphore(limit)
+    def __init__(self, *args: Any, max_in_flight: int = 100, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._slots = asyncio.Semaphore(max_in_flight)
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        await self._slots.acquire()
-        released = False
-
-        def release() -> None:
-            nonlocal released
-            if not released:
-                released = True
-                self._slots.release()
-
-        try:
-            response = await self._inner.handle_async_request(request)
-        except BaseException:
-            release()
-            raise
-        response.stream = _ReleaseOnClose(response.stream, release)  # type: ignore[arg-type]
-        return response
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
+    async def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:  # type: ignore[override]
+        async with self._slots:
+            return await super().send(request, **kwargs)
 
 
 def transport_error(provider: str, request: httpx.Request, exc: Exception) -> ProviderError:

@@ -41,7 +41,7 @@ from bot.domain.errors import (
     UsageError,
 )
 from bot.providers.base import (
-    BoundedTransport,
+    BoundedClient,
     NUMBER_TYPES,
     Done,
     Failed,
@@ -120,10 +120,10 @@ class PlivoProvider:
         self._app_id = app_id or None
         self._sleep = sleep
         self._max_groups = max(1, max_groups)
-        self._client = httpx.AsyncClient(
+        self._client = BoundedClient(
             base_url=f"{self._api_url}/v1/Account/{urllib.parse.quote(auth_id, safe='')}/",
             auth=httpx.BasicAuth(auth_id, auth_token),
-            transport=BoundedTransport(transport),
+            transport=transport,
             timeout=timeout,
             headers={"Accept": "application/json", "User-Agent": "numbers-bot"},
         )

@@ -40,7 +40,7 @@ from bot.domain.errors import (
     ProviderUnavailable,
 )
 from bot.providers.base import (
-    BoundedTransport,
+    BoundedClient,
     Done,
     Failed,
     Job,
@@ -119,9 +119,9 @@ class WebexProvider:
         self.page_size = max(1, page_size)
         self._sleep = sleep
         self._api_origin = _origin(self.api_url)
-        self._client = httpx.AsyncClient(
+        self._client = BoundedClient(
             base_url=self.api_url + "/",
-            transport=BoundedTransport(transport),
+            transport=transport,
             timeout=timeout,
             headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
         )
