@@ -54,7 +54,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             await tell(deps, origin, blocks.error_message(exc))
             return
         view = blocks.request_modal(offer, deps.settings, private_metadata=origin.metadata(offer=offer.id), now=deps.clock())
-        await open_modal(deps, origin, body.get("trigger_id"), view.to_dict(), "request form", "*Request*")
+        await open_modal(deps, origin, body.get("trigger_id"), view.to_dict(), "request form", "Click *Request* again.")
 
     @app.action(ids.ACTION_APPROVE)
     @answered(deps)
@@ -109,7 +109,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             await tell(deps, origin, blocks.error_message(exc))
             return
         view = blocks.deny_modal(request, private_metadata=origin.metadata(request=request.id))
-        await open_modal(deps, origin, body.get("trigger_id"), view.to_dict(), "deny form", "*Deny*")
+        await open_modal(deps, origin, body.get("trigger_id"), view.to_dict(), "deny form", "Click *Deny* again.")
 
     @app.action(ids.ACTION_HOME_SEARCH)
     @answered(deps)
@@ -117,15 +117,18 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         await ack()
         origin = Origin.from_action(body, deps.settings.approval_channel)
         view = blocks.search_modal(list(deps.service.providers), deps.settings, private_metadata=origin.metadata())
-        await open_modal(deps, origin, body.get("trigger_id"), view.to_dict(), "search form", "*Search numbers*")
+        await open_modal(deps, origin, body.get("trigger_id"), view.to_dict(), "search form", "Click *Search numbers* again.")
 
 
-async def open_modal(deps: SlackDeps, origin: Origin, trigger_id: str | None, view: dict[str, Any], what: str, button: str) -> None:
+async def open_modal(
+    deps: SlackDeps, origin: Origin, trigger_id: str | None, view: dict[str, Any], what: str, retry: str
+) -> None:
+    """Open a form; when Slack refuses (an expired trigger_id), tell the user ``retry`` instead of failing silently."""
     try:
         await deps.client.views_open(trigger_id=trigger_id, view=view)
     except SlackApiError as exc:
         # trigger_id lives 3 s and works once; when Slack says it expired, the user only has to click again.
         log.warning("views.open (%s) failed: %s", what, slack_error(exc))
         await tell(
-            deps, origin, blocks.note(f":warning: Slack did not open the {what} ({slack_error(exc)}). Click {button} again.")
+            deps, origin, blocks.note(f":warning: Slack did not open the {what} ({slack_error(exc)}). {retry}")
         )

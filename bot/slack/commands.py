@@ -18,6 +18,7 @@ from slack_sdk.errors import SlackApiError
 from bot.domain.commands import Command, parse
 from bot.domain.errors import NotAllowed, NotFound, NumbersError, UsageError
 from bot.slack import blocks, ids
+from bot.slack.actions import open_modal
 from bot.slack.deps import SlackDeps
 from bot.slack.failures import answered
 from bot.slack.notifier import slack_error
@@ -99,18 +100,9 @@ async def run(deps: SlackDeps, command: Command, origin: Origin, *, trigger_id: 
 
 async def open_search_form(deps: SlackDeps, origin: Origin, trigger_id: str | None) -> None:
     view = blocks.search_modal(list(deps.service.providers), deps.settings, private_metadata=origin.metadata())
-    try:
-        await deps.client.views_open(trigger_id=trigger_id, view=view.to_dict())
-    except SlackApiError as exc:
-        # trigger_id lives 3 s and works once; a slow network can lose it. Say so instead of failing silently.
-        await tell(
-            deps,
-            origin,
-            blocks.note(
-                f":warning: Slack did not open the search form ({slack_error(exc)}). Try again, or type the search: "
-                "`/numbers search US tollfree`."
-            ),
-        )
+    await open_modal(
+        deps, origin, trigger_id, view.to_dict(), "search form", "Try again, or type the search: `/numbers search US tollfree`."
+    )
 
 
 async def open_release_form(deps: SlackDeps, origin: Origin, number: str, trigger_id: str | None) -> None:
@@ -121,17 +113,10 @@ async def open_release_form(deps: SlackDeps, origin: Origin, number: str, trigge
     if held.requester != origin.user and not await deps.service.is_approver(origin.user):
         raise NotAllowed(f"Only {blocks.who(held.requester)} (who asked for {number}) or an approver can release it.")
     view = blocks.release_modal(held, private_metadata=origin.metadata(number=number))
-    try:
-        await deps.client.views_open(trigger_id=trigger_id, view=view.to_dict())
-    except SlackApiError as exc:
-        await tell(
-            deps,
-            origin,
-            blocks.note(
-                f":warning: Slack did not open the release form ({slack_error(exc)}). Try again, or from a terminal: "
-                f"`numbers-bot release {number} --reason …`."
-            ),
-        )
+    await open_modal(
+        deps, origin, trigger_id, view.to_dict(), "release form",
+        f"Try again, or from a terminal: `numbers-bot release {number} --reason …`.",
+    )
 
 
 async def upload_audit(deps: SlackDeps, origin: Origin, days: int) -> None:
