@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -11,6 +13,12 @@ from bot.config import load_settings
 from bot.store.db import Store
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
+SETTING_PREFIXES = ("NUMBERS_", "SLACK_", "ACS_", "PLIVO_", "WEBEX_")
+
+
+def clean_env() -> dict[str, str]:
+    """This process's environment without any of the bot's settings, for a child process under test."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(SETTING_PREFIXES)}
 
 
 class MovableClock:
@@ -41,8 +49,8 @@ def fresh_store(clock) -> Store:
 @pytest.fixture
 def settings_env(monkeypatch, tmp_path):
     """Settings with no provider credentials and a temporary store; nothing from the real environment."""
-    for name in list(__import__("os").environ):
-        if name.startswith(("NUMBERS_", "SLACK_", "ACS_", "PLIVO_", "WEBEX_")):
+    for name in list(os.environ):
+        if name.startswith(SETTING_PREFIXES):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)  # no stray .env is read
 

@@ -28,6 +28,7 @@ from bot.sandbox.webex import SANDBOX_WEBEX_TOKEN
 from aiohttp import web
 
 from bot.store.db import Store
+from tests.conftest import clean_env
 from tests.slack_harness import (
     APPROVAL_CHANNEL,
     APPROVER,
@@ -128,7 +129,7 @@ class Process:
 
 
 def base_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("NUMBERS_", "SLACK_", "ACS_", "PLIVO_", "WEBEX_"))}
+    env = clean_env()
     env["PYTHONUNBUFFERED"] = "1"
     return env
 

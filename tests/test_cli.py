@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
 
 import pytest
 
+from tests.conftest import clean_env
+
 
 @pytest.fixture
 def cli(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("NUMBERS_", "SLACK_", "ACS_", "PLIVO_", "WEBEX_"))}
+    env = clean_env()
     env.update(
         NUMBERS_DB=str(tmp_path / "numbers.db"),
         NUMBERS_APPROVERS="UAPPROVER1",
@@ -97,7 +98,7 @@ def test_cancel_from_the_terminal(cli):
 def test_demo_prints_purchased_numbers(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "bot.cli", "demo"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
-        env={k: v for k, v in os.environ.items() if not k.startswith("NUMBERS_")},
+        env=clean_env(),
     )
     assert proc.returncode == 0, proc.stderr
     assert re.search(r"request #1 is fulfilled: .*\+1\d{10}", proc.stdout), proc.stdout

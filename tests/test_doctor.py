@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
+from tests.conftest import clean_env
 from tests.test_sandbox_server import free_port
 
 
 def doctor(tmp_path, **env_overrides):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("NUMBERS_", "SLACK_", "ACS_", "PLIVO_", "WEBEX_"))}
+    env = clean_env()
     env.update(NUMBERS_DB=str(tmp_path / "n.db"), **env_overrides)
     return subprocess.run([sys.executable, "-m", "bot.cli", "doctor"], env=env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=60)

@@ -4,7 +4,6 @@ configured with ordinary credentials settings, buy through it."""
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import pytest
 from bot.sandbox.acs import SANDBOX_ACS_ACCESS_KEY
 from bot.sandbox.plivo import SANDBOX_PLIVO_AUTH_ID, SANDBOX_PLIVO_AUTH_TOKEN
 from bot.sandbox.webex import SANDBOX_WEBEX_TOKEN
+from tests.conftest import clean_env
 
 
 def free_port() -> int:
@@ -56,7 +56,7 @@ def served_sandbox(tmp_path):
 
 def test_real_clients_buy_through_the_served_sandbox(served_sandbox, tmp_path):
     base = served_sandbox
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("NUMBERS_", "SLACK_", "ACS_", "PLIVO_", "WEBEX_"))}
+    env = clean_env()
     env.update(
         NUMBERS_DB=str(tmp_path / "n.db"),
         NUMBERS_APPROVERS="UAPPROVER1",
