@@ -274,7 +274,9 @@ class NumbersService:
             quantity = offer.quantity
         quantity = quantity or offer.quantity
         rules.check_quantity(quantity, self.policy, offer.max_quantity)
-        email = email or await self.directory.email(user)
+        if email is None and offer.kind == "assign":
+            # Only a Webex assignment needs it (the person is found by e-mail): no Slack lookup for the others.
+            email = await self.directory.email(user)
         provider = self.provider(offer.provider)
         extra = await provider.prepare(offer.draft(), quantity, Requester(user_id=user, email=email))
         request = self.store.create_request(
