@@ -116,7 +116,7 @@ def build(
     store: Store | None = None,
     provider_options: dict[str, Any] | None = None,
 ) -> Components:
-    store = store or Store(settings.db_path, clock=clock)
+    store = store or Store(settings.db_path, clock=clock, busy_timeout=settings.db_busy_timeout)
     if providers is None:
         providers, sandbox = build_providers(settings, sandbox=sandbox, options=provider_options)
     service = NumbersService(

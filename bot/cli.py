@@ -158,7 +158,7 @@ async def cmd_approve(args: argparse.Namespace, settings: Settings) -> int:
             request = await c.worker.drain(request_id)
         elif not result.complete:
             err(f"approval {result.approvals} of {result.required} counted; waiting for more approvers")
-        request = c.service.get(request_id)
+        request = await c.service.get(request_id)
         emit(args, request.to_json(), request_text(request))
         return 0 if request.state not in (State.FAILED, State.NEEDS_ATTENTION) else 1
 
@@ -189,7 +189,7 @@ async def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_mine(args: argparse.Namespace, settings: Settings) -> int:
     async def run(c):
-        requests = c.service.mine(caller(args))
+        requests = await c.service.mine(caller(args))
         emit(args, [r.to_json() for r in requests], "\n".join(request_text(r) for r in requests) or "No requests yet.")
         return 0
 
@@ -268,8 +268,8 @@ def costs_text(summary) -> str:
 
 async def cmd_inventory(args: argparse.Namespace, settings: Settings) -> int:
     async def run(c):
-        numbers = c.service.inventory(caller(args) if args.mine else None)
-        summary = c.service.costs()
+        numbers = await c.service.inventory(caller(args) if args.mine else None)
+        summary = await c.service.costs()
         data = {"numbers": [n.to_json() for n in numbers], "costs": summary.to_json()}
         emit(args, data, inventory_text(numbers, summary))
         return 0
@@ -279,7 +279,7 @@ async def cmd_inventory(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_costs(args: argparse.Namespace, settings: Settings) -> int:
     async def run(c):
-        summary = c.service.costs()
+        summary = await c.service.costs()
         emit(args, summary.to_json(), costs_text(summary))
         return 0
 

@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     request_ttl: float = Field(24 * 3600, alias="NUMBERS_REQUEST_TTL")
     remind_after: float = Field(4 * 3600, alias="NUMBERS_REMIND_AFTER")
     db_path: str = Field("./numbers.db", alias="NUMBERS_DB")
+    db_busy_timeout: float = Field(5.0, alias="NUMBERS_DB_BUSY_TIMEOUT", gt=0, le=120)
+    approver_cache_seconds: float = Field(60.0, alias="NUMBERS_APPROVER_CACHE_SECONDS", ge=0, le=3600)
     sandbox: bool = Field(False, alias="NUMBERS_SANDBOX")
     sandbox_db: str | None = Field(None, alias="NUMBERS_SANDBOX_DB")
     sandbox_latency: float = Field(0.0, alias="NUMBERS_SANDBOX_LATENCY", ge=0, le=60)

@@ -24,13 +24,22 @@ import phonenumbers
 
 from bot.domain import policy as rules
 from bot.domain.commands import SEARCH_PROVIDERS
-from bot.domain.errors import Conflict, NotAllowed, NotFound, NumbersError, UsageError
+from bot.domain.errors import (
+    Conflict,
+    DirectoryUnavailable,
+    NotAllowed,
+    NotFound,
+    NumbersError,
+    OfferTaken,
+    UsageError,
+)
 from bot.domain.display import e164
 from bot.domain.models import HeldNumber, NumberRequest, Offer
 from bot.domain.policy import Policy
-from bot.domain.states import State
+from bot.domain.states import DESCRIBED, State
 from bot.providers.base import Provider, Requester, SearchQuery
 from bot.store.db import Store
+from bot.store.threaded import ThreadedStore
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +151,7 @@ def sort_key(offer: Offer) -> tuple[int, Decimal, str]:
 class NumbersService:
     def __init__(
         self,
-        store: Store,
+        store: Store | ThreadedStore,
         providers: dict[str, Provider],
         policy: Policy,
         *,
@@ -152,7 +161,7 @@ class NumbersService:
         remind_after: float = 4 * 3600,
         clock: Callable[[], datetime] | None = None,
     ):
-        self.store = store
+        self.store = store if isinstance(store, ThreadedStore) else ThreadedStore(store)
         self.providers = providers
         self.policy = policy
         self.directory = directory
@@ -234,7 +243,7 @@ class NumbersService:
             else:
                 offers.extend(Offer.from_draft(new_offer_id(), d, query, user, now) for d in result)
         offers.sort(key=sort_key)
-        self.store.save_offers(
+        await self.store.save_offers(
             offers,
             actor=user,
             message=f"searched {query.country} {query.number_type} at {', '.join(names)}: {len(offers)} offer(s)",
@@ -242,11 +251,14 @@ class NumbersService:
         )
         return SearchResult(query=query, offers=offers, problems=problems, providers=names)
 
-    def offer(self, offer_id: str) -> Offer:
-        offer = self.store.get_offer(offer_id.strip())
+    async def offer(self, offer_id: str) -> Offer:
+        offer = await self.store.get_offer(offer_id.strip())
         if offer is None:
             raise NotFound(f"There is no offer `{offer_id}`; search again to get fresh offers.")
         return offer
+
+    async def offer_or_none(self, offer_id: str) -> Offer | None:
+        return await self.store.get_offer(offer_id.strip())
 
     # --- request ----------------------------------------------------------
 
@@ -259,7 +271,18 @@ class NumbersService:
         quantity: int | None = None,
         email: str | None = None,
     ) -> NumberRequest:
-        offer = self.offer(offer_id)
+        offer = await self.offer(offer_id)
+        if offer.searched_by != user:
+            exc = NotAllowed(
+                f"Offer {offer.id} came from someone else's search; only they can request it. "
+                "Run the search yourself to get an offer of your own."
+            )
+            await self._refused(None, user, "request", exc)
+            raise exc
+        taken = await self.store.live_request_for(offer.id)
+        if taken is not None:
+            # Before prepare(): a second request must not reserve or look anything up for a held offer.
+            raise OfferTaken(taken)
         if not justification or not justification.strip():
             raise UsageError("A justification is required: say what the numbers are for.")
         if len(justification) > MAX_JUSTIFICATION:
@@ -279,7 +302,7 @@ class NumbersService:
             email = await self.directory.email(user)
         provider = self.provider(offer.provider)
         extra = await provider.prepare(offer.draft(), quantity, Requester(user_id=user, email=email))
-        request = self.store.create_request(
+        request = await self.store.create_request(
             {
                 "offer_id": offer.id,
                 "provider": offer.provider,
@@ -311,13 +334,13 @@ class NumbersService:
         if request.kind == "release" or not rules.auto_approves(request.monthly_total, self.policy):
             return request
         try:
-            return self._auto_approve(request)
+            return await self._auto_approve(request)
         except NotAllowed as exc:
-            self.store.add_event(request.id, POLICY_ACTOR, "auto_approval_refused", str(exc))
-            return self.store.get_request(request.id) or request
+            await self.store.add_event(request.id, POLICY_ACTOR, "auto_approval_refused", str(exc))
+            return await self.store.get_request(request.id) or request
 
-    def _auto_approve(self, request: NumberRequest) -> NumberRequest:
-        moved = self.store.transition(
+    async def _auto_approve(self, request: NumberRequest) -> NumberRequest:
+        moved = await self.store.transition(
             request.id,
             State.PENDING,
             State.APPROVED,
@@ -332,54 +355,79 @@ class NumbersService:
         )
         return moved or request
 
-    def _budget_guard(self, request: NumberRequest) -> Callable[[], None] | None:
+    def _budget_guard(self, request: NumberRequest) -> Callable[[Store], None] | None:
         """The budget check that counts, run inside the approving transaction.
 
         Writers queue on ``BEGIN IMMEDIATE``, so two approvals of different requests
         cannot both pass a check made before either was written. The approved row
         is already counted here; raising rolls the approval back."""
-        if self.policy.monthly_budget is None or request.kind == "release" or request.monthly_total is None:
+        if self.policy.monthly_budget is None or request.kind == "release":
             return None
         monthly = request.monthly_total
 
-        def check() -> None:
-            committed = self.store.committed_this_month()
-            rules.check_budget(monthly, committed - monthly, self.policy, request.currency)
+        def check(store: Store) -> None:
+            committed = store.committed_this_month()
+            rules.check_budget(monthly, committed - (monthly or 0), self.policy, request.currency)
 
         return check
 
     # --- decisions --------------------------------------------------------
 
-    def get(self, request_id: int) -> NumberRequest:
-        request = self.store.get_request(request_id)
+    async def get(self, request_id: int) -> NumberRequest:
+        request = await self.store.get_request(request_id)
         if request is None:
             raise NotFound(f"There is no request #{request_id}.")
         return request
 
     async def _refused(self, request_id: int | None, user: str, action: str, exc: NumbersError) -> None:
-        self.store.add_event(request_id, user, "refused", f"{action} refused: {exc}", {"action": action})
+        await self.store.add_event(request_id, user, "refused", f"{action} refused: {exc}", {"action": action})
+
+    async def note_refusal(self, request_id: int | None, user: str, action: str, exc: NumbersError) -> None:
+        """Audit a refusal decided outside the service (a listener's own check, e.g. a foreign button)."""
+        await self._refused(request_id, user, action, exc)
+
+    async def _approver_or_refuse(self, request_id: int | None, user: str, action: str) -> bool:
+        """Whether ``user`` may decide; when that cannot be checked, the click is refused and audited."""
+        try:
+            return await self.is_approver(user)
+        except DirectoryUnavailable as exc:
+            await self._refused(request_id, user, action, exc)
+            raise
+
+    async def _expire_if_due(self, request: NumberRequest, user: str, action: str) -> None:
+        """A decision on a request past its TTL is refused at the click, whether or not the
+        worker's expiry pass has run yet; the request is expired there and then."""
+        if request.state != State.PENDING or request.expires_at > self.clock():
+            return
+        moved = await self._expire(request)
+        exc = Conflict(f"Request #{request.id} expired before this {action}; ask the requester to request again.")
+        await self._refused(request.id, user, action, exc)
+        if moved is not None:
+            await self.tell(moved, "expired")
+        raise exc
 
     async def approve(self, request_id: int, user: str) -> ApproveResult:
         try:
-            request = self.get(request_id)
+            request = await self.get(request_id)
         except NotFound as exc:
             await self._refused(None, user, "approve", exc)
             raise
-        is_approver = await self.is_approver(user)
+        await self._expire_if_due(request, user, "approval")
+        is_approver = await self._approver_or_refuse(request.id, user, "approve")
         try:
             outcome = rules.approve(
                 request,
                 user,
                 is_approver=is_approver,
                 policy=self.policy,
-                committed_this_month=self.store.committed_this_month(),
+                committed_this_month=await self.store.committed_this_month(),
             )
         except (NotAllowed, Conflict) as exc:
             await self._refused(request.id, user, "approve", exc)
             raise
         required = self.policy.required_approvals
         if not outcome.complete:
-            moved = self.store.update_request(
+            moved = await self.store.update_request(
                 request.id,
                 expect_version=request.version,
                 expect_state=State.PENDING,
@@ -391,7 +439,7 @@ class NumbersService:
             await self.tell(moved, "approval", actor=user)
             return ApproveResult(moved, False, len(outcome.approvals), required)
         try:
-            moved = self.store.transition(
+            moved = await self.store.transition(
                 request.id,
                 State.PENDING,
                 State.APPROVED,
@@ -412,8 +460,10 @@ class NumbersService:
 
     async def _lost_race(self, request_id: int, user: str) -> ApproveResult:
         """Another click changed the request between our read and our write: say so, change nothing."""
-        current = self.get(request_id)
-        exc = Conflict(f"Request #{request_id} changed meanwhile; it is now {current.state.value}.")
+        current = await self.get(request_id)
+        exc = Conflict(
+            f"Request #{request_id} is already {DESCRIBED[current.state]}: another decision was recorded first."
+        )
         if current.state == State.PENDING:
             # Another approval was counted first; try once more with the fresh count.
             return await self.approve(request_id, user)
@@ -421,14 +471,15 @@ class NumbersService:
         raise exc
 
     async def deny(self, request_id: int, user: str, reason: str) -> NumberRequest:
-        request = self.get(request_id)
-        is_approver = await self.is_approver(user)
+        request = await self.get(request_id)
+        await self._expire_if_due(request, user, "denial")
+        is_approver = await self._approver_or_refuse(request.id, user, "deny")
         try:
             rules.deny(request, user, is_approver=is_approver, policy=self.policy, reason=reason)
         except (NotAllowed, Conflict) as exc:
             await self._refused(request.id, user, "deny", exc)
             raise
-        moved = self.store.transition(
+        moved = await self.store.transition(
             request.id,
             State.PENDING,
             State.DENIED,
@@ -439,40 +490,53 @@ class NumbersService:
             changes={"decided_by": user, "decided_at": self.clock(), "outcome": reason.strip()},
         )
         if moved is None:
-            current = self.get(request.id)
-            exc = Conflict(f"Request #{request.id} is already {current.state.value}.")
-            await self._refused(request.id, user, "deny", exc)
-            raise exc
+            current = await self.get(request.id)
+            lost = Conflict(f"Request #{request.id} is already {current.state.value}.")
+            await self._refused(request.id, user, "deny", lost)
+            raise lost
         await self.tell(moved, "denied", actor=user, text=reason.strip())
         return moved
 
+    async def may_deny(self, request_id: int, user: str) -> NumberRequest:
+        """Whether ``user`` could deny the request now (checked before the reason form opens,
+        so nobody writes a reason in vain); refusals are audited like a denial's."""
+        try:
+            request = await self.get(request_id)
+            await self._expire_if_due(request, user, "denial")
+            is_approver = await self._approver_or_refuse(request.id, user, "deny")
+            rules.deny(request, user, is_approver=is_approver, policy=self.policy, reason="(asked in the form)")
+        except (NotAllowed, Conflict, NotFound) as exc:
+            await self._refused(request_id, user, "deny", exc)
+            raise
+        return request
+
     async def cancel(self, request_id: int, user: str) -> NumberRequest:
-        request = self.get(request_id)
+        request = await self.get(request_id)
         try:
             rules.cancel(request, user)
         except (NotAllowed, Conflict) as exc:
             await self._refused(request.id, user, "cancel", exc)
             raise
-        moved = self.store.transition(
+        moved = await self.store.transition(
             request.id, State.PENDING, State.CANCELLED, actor=user, kind="cancelled", message="cancelled by the requester"
         )
         if moved is None:
-            raise Conflict(f"Request #{request.id} is already {self.get(request.id).state.value}.")
+            raise Conflict(f"Request #{request.id} is already {(await self.get(request.id)).state.value}.")
         await self.tell(moved, "cancelled", actor=user)
         return moved
 
     # --- reading ----------------------------------------------------------
 
-    def mine(self, user: str, limit: int = 20) -> list[NumberRequest]:
-        return self.store.list_requests(requester=user, limit=limit)
+    async def mine(self, user: str, limit: int = 20) -> list[NumberRequest]:
+        return await self.store.list_requests(requester=user, limit=limit)
 
     async def pending(self, user: str, limit: int = 50) -> list[NumberRequest]:
         if not await self.is_approver(user):
             raise NotAllowed("Only approvers can see the pending queue.")
-        return self.store.list_requests(states=[State.PENDING], limit=limit, oldest_first=True)
+        return await self.store.list_requests(states=[State.PENDING], limit=limit, oldest_first=True)
 
     async def show(self, request_id: int, user: str) -> NumberRequest:
-        request = self.get(request_id)
+        request = await self.get(request_id)
         if request.requester != user and not await self.is_approver(user):
             raise NotAllowed(f"Request #{request_id} is not yours; only its requester and approvers can see it.")
         return request
@@ -480,16 +544,16 @@ class NumbersService:
     async def audit_csv(self, user: str, days: int = 30) -> Iterator[str]:
         """CSV lines of every event in the last ``days`` days, streamed from the store."""
         if not await self.is_approver(user):
-            self.store.add_event(None, user, "refused", "audit refused: not an approver", {"action": "audit"})
+            await self.store.add_event(None, user, "refused", "audit refused: not an approver", {"action": "audit"})
             raise NotAllowed("Only approvers can export the audit log.")
         since = self.clock() - timedelta(days=days)
-        self.store.add_event(None, user, "audited", f"exported the audit log of the last {days} day(s)")
+        await self.store.add_event(None, user, "audited", f"exported the audit log of the last {days} day(s)")
 
         def lines() -> Iterator[str]:
             buf = io.StringIO()
             writer = csv.writer(buf)
             writer.writerow(["id", "at", "request_id", "actor", "kind", "message", "data"])
-            for e in self.store.iter_events(since):
+            for e in self.store.origin.iter_events(since):
                 writer.writerow([e.id, e.at.isoformat(), e.request_id or "", e.actor, e.kind, e.message, _json(e.data)])
                 if buf.tell() > 64 * 1024:
                     yield buf.getvalue()
@@ -501,21 +565,30 @@ class NumbersService:
 
     # --- inventory and release ------------------------------------------------
 
-    def inventory(self, requester: str | None = None) -> list[HeldNumber]:
-        return self.store.held_numbers(requester=requester)
+    async def inventory(self, requester: str | None = None) -> list[HeldNumber]:
+        return await self.store.held_numbers(requester=requester)
 
-    def costs(self) -> CostSummary:
-        rows = self.store.monthly_costs()
+    async def costs(self) -> CostSummary:
+        rows = await self.store.monthly_costs()
         budget = self.policy.monthly_budget
-        committed = self.store.committed_this_month()
+        committed = await self.store.committed_this_month()
         return CostSummary(rows=rows, budget=budget, committed_this_month=committed)
+
+    async def may_release(self, user: str, number: str) -> HeldNumber:
+        """The held number ``user`` may ask to release (checked again when the form is sent)."""
+        held = await self.store.held_number(e164(number))
+        if held is None:
+            raise NotFound(f"{number} is not in the inventory: only numbers obtained through numbers-bot can be released here.")
+        if held.requester != user and not await self.is_approver(user):
+            raise NotAllowed(f"Only <@{held.requester}> (who asked for {number}) or an approver can release it.")
+        return held
 
     async def request_release(self, user: str, number: str, reason: str) -> NumberRequest:
         """Ask to give a number back; approved like a purchase, then released at the provider."""
         wanted = e164(number)
         if not re.fullmatch(r"\+\d{6,15}", wanted):
             raise UsageError(f"`{number}` is not a phone number; give it as +18332272459 or as listed by `inventory`.")
-        held = self.store.held_number(wanted)
+        held = await self.store.held_number(wanted)
         if held is None:
             raise NotFound(f"{wanted} is not in the inventory: only numbers obtained through numbers-bot can be released here.")
         if user != held.requester and not await self.is_approver(user):
@@ -526,7 +599,7 @@ class NumbersService:
             raise UsageError("Say why the number can go; approvers will see the reason.")
         if len(reason) > MAX_JUSTIFICATION:
             raise UsageError(f"The reason is {len(reason)} characters; keep it under {MAX_JUSTIFICATION}.")
-        open_id = self.store.open_release_for(held.id)
+        open_id = await self.store.open_release_for(held.id)
         if open_id is not None:
             raise Conflict(f"Releasing {wanted} is already requested: request #{open_id}.")
         now = self.clock()
@@ -553,8 +626,8 @@ class NumbersService:
             searched_by=user,
             created_at=now,
         )
-        self.store.save_offers([offer], actor=user, message=f"asked to release {wanted}", data={"number": wanted})
-        request = self.store.create_request(
+        await self.store.save_offers([offer], actor=user, message=f"asked to release {wanted}", data={"number": wanted})
+        request = await self.store.create_request(
             {
                 "offer_id": offer.id,
                 "provider": held.provider,
@@ -583,25 +656,28 @@ class NumbersService:
 
     async def expire_due(self) -> list[NumberRequest]:
         expired = []
-        for request in self.store.due_for_expiry(self.clock()):
-            moved = self.store.transition(
-                request.id,
-                State.PENDING,
-                State.EXPIRED,
-                actor=WORKER_ACTOR,
-                kind="expired",
-                message="expired: no decision within NUMBERS_REQUEST_TTL",
-            )
+        for request in await self.store.due_for_expiry(self.clock()):
+            moved = await self._expire(request)
             if moved is not None:
                 expired.append(moved)
                 await self.tell(moved, "expired")
         return expired
 
+    async def _expire(self, request: NumberRequest) -> NumberRequest | None:
+        return await self.store.transition(
+            request.id,
+            State.PENDING,
+            State.EXPIRED,
+            actor=WORKER_ACTOR,
+            kind="expired",
+            message="expired: no decision within NUMBERS_REQUEST_TTL",
+        )
+
     async def remind_due(self) -> list[NumberRequest]:
         reminded = []
         cutoff = self.clock() - timedelta(seconds=self.remind_after)
-        for request in self.store.due_for_reminder(cutoff):
-            moved = self.store.update_request(
+        for request in await self.store.due_for_reminder(cutoff):
+            moved = await self.store.update_request(
                 request.id,
                 expect_state=State.PENDING,
                 changes={"reminded_at": self.clock()},

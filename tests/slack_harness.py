@@ -624,7 +624,7 @@ class SlackBot:
     async def state_of(self, request_id: int, states: set[str], timeout: float = 15.0) -> Any:
         deadline = time.monotonic() + timeout
         while True:
-            request = self.service.get(request_id)
+            request = (await self.service.get(request_id))
             if request.state.value in states:
                 return request
             if time.monotonic() > deadline:

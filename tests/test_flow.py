@@ -186,7 +186,7 @@ async def test_refusals_change_nothing_and_are_audited(bot):
         await bot.svc.cancel(request.id, OUTSIDER)
     with pytest.raises(NotFound):
         await bot.svc.approve(99999, APPROVER)
-    now = bot.svc.get(request.id)
+    now = (await bot.svc.get(request.id))
     assert now.state == State.PENDING and now.approvals == []
     refused = [e for e in now.events if e.kind == "refused"]
     assert len(refused) == 3 and all(e.actor == OUTSIDER for e in refused)
@@ -198,7 +198,7 @@ async def test_self_approval_refused_unless_allowed(bot_factory):
     request = await bot.svc.request(REQUESTER, offer.id, "why")
     with pytest.raises(NotAllowed, match="own request"):
         await bot.svc.approve(request.id, REQUESTER)
-    assert bot.svc.get(request.id).state == State.PENDING
+    assert (await bot.svc.get(request.id)).state == State.PENDING
 
     bot2 = bot_factory(NUMBERS_APPROVERS=f"{REQUESTER}", NUMBERS_ALLOW_SELF_APPROVAL=True)
     offer = await acs_offer(bot2)
@@ -223,7 +223,7 @@ async def test_budget_refuses_with_figures(bot_factory):
     second = await bot.svc.request(REQUESTER, (await acs_offer(bot)).id, "two")
     with pytest.raises(NotAllowed, match=r"Over budget.*\$4\.00.*\$8\.00.*\$5\.00"):
         await bot.svc.approve(second.id, APPROVER)
-    assert bot.svc.get(second.id).state == State.PENDING
+    assert (await bot.svc.get(second.id)).state == State.PENDING
 
 
 async def test_quantity_and_justification_checks(bot):
@@ -247,7 +247,7 @@ async def test_deny_and_cancel(bot):
         await bot.svc.approve(a.id, APPROVER2)
     cancelled = await bot.svc.cancel(b.id, REQUESTER)
     assert cancelled.state == State.CANCELLED
-    assert [r.id for r in bot.svc.mine(REQUESTER)] == [b.id, a.id]
+    assert [r.id for r in (await bot.svc.mine(REQUESTER))] == [b.id, a.id]
     assert await bot.svc.pending(APPROVER) == []
     with pytest.raises(NotAllowed):
         await bot.svc.pending(REQUESTER)
@@ -262,7 +262,7 @@ async def test_pending_requests_expire_and_approvers_are_reminded(bot):
     assert bot.notes.whats(request.id).count("reminder") == 1  # one reminder only
     bot.advance(20 * 3600)
     await bot.c.worker.run_once()
-    expired = bot.svc.get(request.id)
+    expired = (await bot.svc.get(request.id))
     assert expired.state == State.EXPIRED
     assert bot.notes.whats(request.id)[-1] == "expired"
 
@@ -346,7 +346,7 @@ async def test_budget_holds_when_two_processes_approve_at_once(bot_factory, tmp_
         t.join(timeout=30)
     assert len(results) == 2
     assert sum(isinstance(r, NotAllowed) for r in results) == 1, results
-    assert [bot.svc.get(r.id).state for r in (first, second)].count(State.PENDING) == 1
+    assert [(await bot.svc.get(r.id)).state for r in (first, second)].count(State.PENDING) == 1
     assert bot.store.committed_this_month() == Decimal("4.00")
-    refused = [e for r in (first, second) for e in bot.svc.get(r.id).events if e.kind == "refused"]
+    refused = [e for r in (first, second) for e in (await bot.svc.get(r.id)).events if e.kind == "refused"]
     assert len(refused) == 1 and "Over budget" in refused[0].message

@@ -38,23 +38,23 @@ async def test_inventory_lists_what_was_obtained_with_totals(bot):
     acs = await obtain(bot, "acs")
     plivo = await obtain(bot, "plivo")
     webex = await obtain(bot, "webex")
-    held = bot.svc.inventory()
+    held = (await bot.svc.inventory())
     assert sorted(n.number for n in held) == sorted(acs + plivo + webex)
     one = next(n for n in held if n.number == acs[0])
     assert (one.provider, one.requester, one.approved_by, one.justification) == ("acs", REQUESTER, APPROVER, "Support line")
     assert one.unit_monthly_cost == Decimal("2.00")
-    costs = bot.svc.costs()
+    costs = (await bot.svc.costs())
     plivo_unit = next(n for n in held if n.provider == "plivo").unit_monthly_cost
     assert costs.by_provider() == {"acs": Decimal("4.00"), "plivo": plivo_unit * 2, "webex": Decimal("0")}
     assert costs.by_requester() == {REQUESTER: Decimal("4.00") + plivo_unit * 2}
     assert costs.budget_left is None
-    assert [n.number for n in bot.svc.inventory(OUTSIDER)] == []
+    assert [n.number for n in (await bot.svc.inventory(OUTSIDER))] == []
 
 
 async def test_costs_show_budget_left(bot_factory):
     bot = bot_factory(NUMBERS_MONTHLY_BUDGET="50")
     await obtain(bot, "acs")
-    costs = bot.svc.costs()
+    costs = (await bot.svc.costs())
     assert costs.committed_this_month == Decimal("4.00") and costs.budget_left == Decimal("46.00")
 
 
@@ -67,7 +67,7 @@ async def test_release_end_to_end(bot, provider):
     await bot.svc.approve(release.id, APPROVER)
     done = await bot.settle(release.id)
     assert done.state == State.FULFILLED, done.outcome
-    assert number not in [n.number for n in bot.svc.inventory()]
+    assert number not in [n.number for n in (await bot.svc.inventory())]
     if provider == "acs":
         assert number not in bot.sandbox.acs.purchased()
         assert bot.sandbox.acs.count("DELETE", r"/phoneNumbers/") == 1
@@ -77,9 +77,9 @@ async def test_release_end_to_end(bot, provider):
         person = bot.sandbox.webex.person_by_email("alice@example.com")
         assert number not in [p.get("value") for p in person.get("phoneNumbers", [])]
     # Released numbers cost nothing any more: the totals are the numbers still held.
-    still = [n for n in bot.svc.inventory() if n.provider == provider]
+    still = [n for n in (await bot.svc.inventory()) if n.provider == provider]
     assert len(still) == len(numbers) - 1
-    assert bot.svc.costs().by_provider().get(provider, Decimal(0)) == sum(
+    assert (await bot.svc.costs()).by_provider().get(provider, Decimal(0)) == sum(
         (n.unit_monthly_cost for n in still), Decimal(0)
     )
 
@@ -99,7 +99,7 @@ async def test_who_may_release_and_bad_input(bot):
         await bot.svc.request_release(REQUESTER, numbers[0], "again")
     # A denied release leaves the number held, and it can be asked again.
     await bot.svc.deny(first.id, APPROVER2, "still used")
-    assert numbers[0] in [n.number for n in bot.svc.inventory()]
+    assert numbers[0] in [n.number for n in (await bot.svc.inventory())]
     again = await bot.svc.request_release(REQUESTER, numbers[0], "really over now")
     assert again.state == State.PENDING
 
@@ -157,6 +157,6 @@ async def test_restart_in_the_middle_of_a_release(settings_env, tmp_path, provid
     try:
         done = await second.settle(release.id)
         assert done.state == State.FULFILLED, done.outcome
-        assert numbers[0] not in [n.number for n in second.svc.inventory()]
+        assert numbers[0] not in [n.number for n in (await second.svc.inventory())]
     finally:
         await second.c.aclose()

@@ -45,8 +45,8 @@ P = Policy(approvers=frozenset({"UA", "UB", "UREQ"}))
         # budget: 4.00/month more on 6.00 committed against 10.00 → exactly at budget is fine
         ("UA", True, Policy(approvers=P.approvers, monthly_budget=Decimal("10")), {}, Decimal("6"), "complete"),
         ("UA", True, Policy(approvers=P.approvers, monthly_budget=Decimal("10")), {}, Decimal("6.01"), NotAllowed),
-        # unknown cost (ACS cost: null) cannot be held against the budget
-        ("UA", True, Policy(approvers=P.approvers, monthly_budget=Decimal("1")), {"unit_monthly_cost": None}, Decimal("5"), "complete"),
+        # unknown cost (ACS cost: null) is never counted as $0: with a budget set it cannot be approved
+        ("UA", True, Policy(approvers=P.approvers, monthly_budget=Decimal("1")), {"unit_monthly_cost": None}, Decimal("5"), NotAllowed),
         # budget is checked only when the last approval completes it
         ("UA", True, Policy(approvers=P.approvers, required_approvals=2, monthly_budget=Decimal("1")), {}, Decimal("5"), "counted"),
     ],

@@ -121,7 +121,7 @@ async def test_hold_that_runs_out_between_approval_and_purchase(slack_bot):
     bot.clock.advance(hold_left + 1)
     done = await bot.state_of(request.id, FINAL - {"pending"}, timeout=20)
     assert done.state.value == "fulfilled", done.outcome
-    kinds = [e.kind for e in bot.service.get(request.id).events]
+    kinds = [e.kind for e in (await bot.service.get(request.id)).events]
     assert "hold_expired" in kinds and "rehold" in kinds
     # The throttled call and the expired one bought nothing; the purchase after the new search did.
     assert sorted(bot.sandbox.acs.purchased()) == sorted(done.numbers)
@@ -158,7 +158,7 @@ async def test_slack_failing_while_the_request_moves_on(slack_bot, name, method,
     assert not has_buttons(slack.messages[(APPROVAL_CHANNEL, ts)]["blocks"])
     await slack.wait_for(lambda: dm_about(slack, ":tada:"), timeout=15, what="the done DM")
     assert [c for c in slack.of(method) if c.status != 200 or not c.answer.get("ok")], "the fault was injected"
-    assert bot.service.get(request.id).state == done.state
+    assert (await bot.service.get(request.id)).state == done.state
 
 
 OPENERS = [
@@ -190,7 +190,7 @@ async def test_expired_trigger_id_gets_a_fallback_message(slack_bot, name, how):
     assert "expired_trigger_id" in answer and "again" in answer
     assert slack.of("views.open")[-1].answer == {"ok": False, "error": "expired_trigger_id"}
     if request is not None:
-        assert bot.service.get(request.id).state.value == "pending"
+        assert (await bot.service.get(request.id)).state.value == "pending"
 
 
 @pytest.mark.parametrize("method,error", [("chat.update", "internal_error"), ("chat.update", "fatal_error"), ("chat.postMessage", "internal_error")])

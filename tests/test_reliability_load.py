@@ -69,7 +69,7 @@ async def test_fifty_concurrent_requests_while_the_worker_runs(slack_bot, caplog
 
     # Nothing lost, nothing twice, nothing locked.
     for request in requests:
-        kinds = [e.kind for e in bot.service.get(request.id).events]
+        kinds = [e.kind for e in (await bot.service.get(request.id)).events]
         assert kinds == ["requested", "approved", "fulfilling", "submitted", "fulfilled"], kinds
     assert bot.sandbox.plivo.count("POST", RENT) == half
     assert len([e for e in all_events(bot.store) if e.kind == "fulfilled"]) == half

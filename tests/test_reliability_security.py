@@ -170,7 +170,7 @@ async def test_clicks_on_a_request_that_is_not_the_clickers_to_decide(slack_bot)
     own, own_ts = await request_offer(bot, user=APPROVER, text="search US tollfree 844")
     _, url = await bot.click(ids.ACTION_APPROVE, str(own.id), user=APPROVER, channel=APPROVAL_CHANNEL, message_ts=own_ts)
     assert "cannot approve your own request" in (await bot.response_to(url))[0]["text"]
-    assert bot.service.get(own.id).state.value == "pending"
+    assert (await bot.service.get(own.id)).state.value == "pending"
     assert bot.sandbox.acs.count("POST", PURCHASE) == 0
 
 
@@ -192,7 +192,7 @@ HOSTILE = [
 async def test_hostile_justifications_are_stored_literally_and_shown_inert(slack_bot, name, text):
     bot, slack = slack_bot, slack_bot.slack
     request, ts = await request_offer(bot, justification=text)
-    assert bot.service.get(request.id).justification == text
+    assert (await bot.service.get(request.id)).justification == text
     blocks = slack.messages[(APPROVAL_CHANNEL, ts)]["blocks"]
     dumped = json.dumps(blocks)
     for live in ("<!channel>", "<!here>", "<!everyone>", "<@U123>", "<@W999", "<https://evil"):

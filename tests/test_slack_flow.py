@@ -185,7 +185,7 @@ async def test_cancel_mine_show_pending(slack_bot):
     assert "Only the requester" in (await bot.response_to(url))[0]["text"]
     response, url = await bot.command(f"cancel {request.id}")
     assert "cancelled" in (await bot.response_to(url))[0]["text"]
-    assert bot.service.get(request.id).state.value == "cancelled"
+    assert (await bot.service.get(request.id)).state.value == "cancelled"
     card = await slack.wait_for(lambda: "Cancelled" in card_text(slack, ts) and card_text(slack, ts))
     assert not has_buttons(slack.messages[(APPROVAL_CHANNEL, ts)]["blocks"])
 

@@ -82,7 +82,7 @@ async def test_release_through_the_card(slack_bot):
     await bot.state_of(release.id, {"fulfilled"})
     final = await slack.wait_for(lambda: "Released" in card_text(slack, release.card_ts) and card_text(slack, release.card_ts))
     assert number in final
-    assert number not in [n.number for n in bot.service.inventory()]
+    assert number not in [n.number for n in (await bot.service.inventory())]
     assert bot.sandbox.acs.count("DELETE", r"/phoneNumbers/") == 1
     inventory = post_text(await answer(bot, "inventory"))
     assert "Numbers the team holds (1)" in inventory and "Monthly total: $2.00" in inventory

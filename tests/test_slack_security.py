@@ -72,7 +72,7 @@ async def test_non_approver_click_changes_nothing_is_audited_and_explained(slack
     answer = (await bot.response_to(url))[0]
     assert answer["response_type"] == "ephemeral" and answer["replace_original"] is False
     assert "Only approvers can approve" in answer["text"]
-    assert bot.service.get(request.id).state.value == "pending"
+    assert (await bot.service.get(request.id)).state.value == "pending"
     assert [e.data.get("action") for e in refusals(bot, OUTSIDER)] == ["approve"]
     assert len(slack.of("chat.update")) == updates_before
     assert has_buttons(slack.messages[(APPROVAL_CHANNEL, ts)]["blocks"])
@@ -82,7 +82,7 @@ async def test_non_approver_click_changes_nothing_is_audited_and_explained(slack
     assert "Only approvers can deny" in (await bot.response_to(url))[0]["text"]
     assert not [c for c in slack.of("views.open") if c.view()["callback_id"] == ids.VIEW_DENY]
     assert [e.data.get("action") for e in refusals(bot, OUTSIDER)] == ["approve", "deny"]
-    assert bot.service.get(request.id).state.value == "pending"
+    assert (await bot.service.get(request.id)).state.value == "pending"
 
 
 async def test_self_approval_is_refused(slack_bot):
@@ -90,7 +90,7 @@ async def test_self_approval_is_refused(slack_bot):
     request, ts = await request_offer(bot, user=APPROVER)
     response, url = await bot.click(ids.ACTION_APPROVE, str(request.id), user=APPROVER, channel=APPROVAL_CHANNEL, message_ts=ts)
     assert "cannot approve your own request" in (await bot.response_to(url))[0]["text"]
-    assert bot.service.get(request.id).state.value == "pending"
+    assert (await bot.service.get(request.id)).state.value == "pending"
     assert refusals(bot, APPROVER)
 
 
@@ -144,7 +144,7 @@ async def test_hostile_justification_stays_inert_on_the_card(slack_bot):
     assert "<!channel>" not in dumped and "<@U0BOSS>" not in dumped and "<https://evil" not in dumped
     assert "&lt;!channel&gt; &amp; &lt;@U0BOSS&gt;" in dumped
     assert all(len(b["text"]["text"]) <= 3000 for b in posted["blocks"] if b.get("type") == "section" and b.get("text"))
-    assert bot.service.get(request.id).justification == hostile[:3000]  # stored as typed; escaped only when shown
+    assert (await bot.service.get(request.id)).justification == hostile[:3000]  # stored as typed; escaped only when shown
     # Over 3000 characters is refused at the form, with the field marked.
     view = slack.of("views.open")[-1].view()
     too_long = await bot.submit(ids.VIEW_REQUEST, {ids.INPUT_JUSTIFICATION: text_value("y" * 3001)}, user=REQUESTER, private_metadata=view["private_metadata"])

@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from bot.domain.errors import ConfigError
+
+from bot.domain.errors import ConfigError, DirectoryUnavailable
 from bot.domain.policy import Policy
 from bot.logs import REDACTED, RedactSecrets
 from bot.server import create_asgi_app
@@ -198,7 +199,7 @@ async def test_card_that_cannot_be_posted_is_reported_and_posted_later(slack_bot
     assert f"#{request.id}" in str((await bot.response_to(url))[0])
     await bot.click(ids.ACTION_APPROVE, str(request.id), user=APPROVER, where="ephemeral")
     await bot.state_of(request.id, {"fulfilled"})
-    post = await slack.wait_for(lambda: bot.service.get(request.id).card_ts)
+    post = await slack.wait_for(lambda: bot.store.get_request(request.id).card_ts)
     assert "Purchased" in await slack.wait_for(lambda: "Purchased" in card_text(slack, post) and card_text(slack, post))
 
 
@@ -234,12 +235,14 @@ async def test_unexpected_errors_are_logged_without_secrets_and_answered(slack_b
         assert secret not in logged
 
 
-async def test_directory_caches_groups_and_falls_back(settings_env):
+async def test_directory_caches_groups_and_never_trusts_a_list_past_its_age(settings_env):
     slack = await RecordingSlack().start()
     try:
         settings = bot_settings(settings_env, slack)
         now = [0.0]
-        directory = SlackDirectory(slack_client(settings), settings.policy, ttl=60, monotonic=lambda: now[0])
+        directory = SlackDirectory(
+            slack_client(settings), settings.policy, ttl=60, failure_ttl=10, monotonic=lambda: now[0]
+        )
         assert await directory.is_approver(APPROVER)  # a user id: no API call
         assert slack.of("usergroups.users.list") == []
         assert await directory.is_approver(GROUP_MEMBER)
@@ -249,9 +252,19 @@ async def test_directory_caches_groups_and_falls_back(settings_env):
         slack.groups[APPROVER_GROUP] = []  # removed from the group
         assert not await directory.is_approver(GROUP_MEMBER)
         assert len(slack.of("usergroups.users.list")) == 2
+        slack.groups[APPROVER_GROUP] = [GROUP_MEMBER]
         now[0] = 200
         slack.fault("usergroups.users.list", error="fatal_error", times=3)
-        assert not await directory.is_approver(GROUP_MEMBER)  # the list from before, not an error
+        # The list from before is older than its age: refused, not trusted.
+        with pytest.raises(DirectoryUnavailable, match="(?i)could not check your approver group"):
+            await directory.is_approver(GROUP_MEMBER)
+        calls = len(slack.of("usergroups.users.list"))
+        # A failed lookup is remembered briefly: more clicks cost no Slack call.
+        now[0] = 205
+        with pytest.raises(DirectoryUnavailable):
+            await directory.is_approver(GROUP_MEMBER)
+        assert len(slack.of("usergroups.users.list")) == calls
+        assert await directory.is_approver(APPROVER)  # named users never need the group
         assert await directory.email(REQUESTER) == "alice@example.com"
         assert await directory.email(OUTSIDER) == "nobody@example.com"
         slack.fault("users.info", error="user_not_found")
@@ -266,6 +279,7 @@ async def test_directory_without_any_cached_list_fails_closed(settings_env):
         settings = bot_settings(settings_env, slack)
         directory = SlackDirectory(slack_client(settings), Policy(approvers=frozenset({APPROVER_GROUP})))
         slack.fault("usergroups.users.list", error="missing_scope")
-        assert not await directory.is_approver(GROUP_MEMBER)
+        with pytest.raises(DirectoryUnavailable):
+            await directory.is_approver(GROUP_MEMBER)
     finally:
         await slack.stop()

@@ -22,11 +22,12 @@ def offer_row(clock, id="o1"):
 
 
 def new_request(store, clock, requester="U1"):
-    if store.get_offer("o1") is None:
-        store.db["offers"].insert(offer_row(clock))
+    # One offer per request: a live request holds its offer (one offer, one request).
+    offer_id = f"o{store.db['offers'].count + 1}"
+    store.db["offers"].insert(offer_row(clock, offer_id))
     return store.create_request(
         {
-            "offer_id": "o1", "provider": "acs", "kind": "purchase", "state": "pending", "requester": requester,
+            "offer_id": offer_id, "provider": "acs", "kind": "purchase", "state": "pending", "requester": requester,
             "requester_email": None, "quantity": 2, "numbers": ["+18332270001"], "unit_monthly_cost": "2.00",
             "unit_setup_cost": None, "currency": "USD", "justification": "why", "ref": {"search_id": "s1"},
             "expires_at": clock(), "hold_expires_at": None,

@@ -5,7 +5,11 @@
     ├── NotFound                 no such request / offer / number
     ├── NotAllowed               policy refuses: not an approver, self-approval, budget, quantity
     ├── Conflict                 the thing already moved on (already decided, hold taken, …)
+    │   └── OfferTaken           the offer is already requested by a live request
     ├── ConfigError              a setting is missing or wrong (one line per problem)
+    ├── StoreBusy                the store could not take a write in time (another process
+    │                            holds its lock); nothing changed, the caller tries again
+    ├── DirectoryUnavailable     Slack could not say who is an approver; the click is refused
     └── ProviderError            a provider refused or failed; carries provider, status, code
         ├── ProviderAuthError    401/403: the credentials are wrong
         ├── HoldExpired          the purchase was refused because the held search expired;
@@ -46,10 +50,28 @@ class Conflict(NumbersError):
     pass
 
 
+class OfferTaken(Conflict):
+    def __init__(self, request_id: int):
+        self.request_id = request_id
+        super().__init__(
+            f"This offer is already requested in request #{request_id}; one offer makes one request. "
+            "Follow that request, or search again for other numbers."
+        )
+
+
 class ConfigError(NumbersError):
     def __init__(self, problems: list[str]):
         self.problems = list(problems)
         super().__init__("\n".join(self.problems))
+
+
+class StoreBusy(NumbersError):
+    def __init__(self, message: str = "The store is busy (another process is writing to it); try again in a moment."):
+        super().__init__(message)
+
+
+class DirectoryUnavailable(NumbersError):
+    """Approver rights could not be checked; acting on stale rights would be worse than refusing."""
 
 
 class ProviderError(NumbersError):

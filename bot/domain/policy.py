@@ -38,10 +38,6 @@ class ApprovalOutcome:
     approvals: list[str]  # distinct approvers after this click
     complete: bool  # enough approvals: the request is approved
 
-    @property
-    def count_text(self) -> str:
-        return f"{len(self.approvals)}"
-
 
 def money(amount: Decimal | None, currency: str = "USD") -> str:
     if amount is None:
@@ -63,9 +59,18 @@ def check_quantity(quantity: int, policy: Policy, available: int) -> None:
 def check_budget(
     request_monthly: Decimal | None, committed_this_month: Decimal, policy: Policy, currency: str = "USD"
 ) -> None:
-    """Refuse when approving would take this calendar month's committed cost over budget."""
-    if policy.monthly_budget is None or request_monthly is None:
+    """Refuse when approving would take this calendar month's committed cost over budget.
+
+    A request whose cost is unknown (the provider quoted none) cannot be counted, so with a
+    budget set it cannot be approved: counting it as $0 would let any amount through."""
+    if policy.monthly_budget is None:
         return
+    if request_monthly is None:
+        raise NotAllowed(
+            "The provider quoted no price for these numbers (cost unknown), and with a monthly budget "
+            "set (NUMBERS_MONTHLY_BUDGET) a request of unknown cost cannot be approved. Deny it and "
+            "search again for numbers with a quoted price."
+        )
     after = committed_this_month + request_monthly
     if after > policy.monthly_budget:
         raise NotAllowed(
@@ -126,8 +131,3 @@ def cancel(request: NumberRequest, user: str) -> None:
         raise NotAllowed(f"Only the requester (<@{request.requester}>) can cancel request #{request.id}.")
     if request.state != State.PENDING:
         raise Conflict(f"Request #{request.id} is already {DESCRIBED[request.state]}; only pending requests can be cancelled.")
-
-
-def can_view_all(is_approver: bool) -> bool:
-    """``pending`` and ``audit`` are for approvers."""
-    return is_approver

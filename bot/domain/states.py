@@ -68,6 +68,10 @@ COMMITTED: frozenset[State] = frozenset(
     {State.APPROVED, State.FULFILLING, State.FULFILLED, State.PROVIDER_PENDING, State.NEEDS_ATTENTION}
 )
 
+# States in which a request holds its offer: while one is in these, nobody may request
+# that offer again (one hold, one purchase call).
+HOLDS_OFFER: frozenset[State] = COMMITTED | {State.PENDING, State.FULFILLED}
+
 # Past tense for people, e.g. "already approved".
 DESCRIBED: dict[State, str] = {
     State.PENDING: "waiting for approval",

@@ -49,7 +49,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         await ack()
         origin = Origin.from_action(body, deps.settings.approval_channel)
         try:
-            offer = deps.service.offer(clicked(body))
+            offer = await deps.service.offer(clicked(body))
         except NumbersError as exc:
             await tell(deps, origin, blocks.error_message(exc))
             return
@@ -65,7 +65,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         try:
             request_id = request_id_of(value)
         except NotFound as exc:
-            deps.service.store.add_event(None, origin.user, "refused", f"approve refused: {exc}", {"action": "approve"})
+            await deps.service.note_refusal(None, origin.user, "approve", exc)
             await tell(deps, origin, blocks.error_message(exc))
             return
         try:
@@ -90,22 +90,15 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
     async def deny_clicked(ack, body) -> None:
         await ack()
         origin = Origin.from_action(body, deps.settings.approval_channel)
-        service = deps.service
-        request_id: int | None = None
         try:
             request_id = request_id_of(clicked(body))
-            request = service.get(request_id)
-            # The same rule the service applies on submit, checked now so that nobody writes a reason in vain;
-            # the reason itself comes from the modal.
-            rules.deny(
-                request,
-                origin.user,
-                is_approver=await service.is_approver(origin.user),
-                policy=service.policy,
-                reason="(asked in the form)",
-            )
-        except (NotAllowed, Conflict, NotFound) as exc:
-            service.store.add_event(request_id, origin.user, "refused", f"deny refused: {exc}", {"action": "deny"})
+        except NotFound as exc:
+            await deps.service.note_refusal(None, origin.user, "deny", exc)
+            await tell(deps, origin, blocks.error_message(exc))
+            return
+        try:
+            request = await deps.service.may_deny(request_id, origin.user)
+        except NumbersError as exc:
             await tell(deps, origin, blocks.error_message(exc))
             return
         view = blocks.deny_modal(request, private_metadata=origin.metadata(request=request.id))

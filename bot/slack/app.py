@@ -140,8 +140,8 @@ def build_slack(
 ) -> tuple[AsyncApp, Components]:
     """Settings in; the Slack app and the core components (store, providers, service, worker) out."""
     client = slack_client(settings)
-    directory = SlackDirectory(client, settings.policy)
+    directory = SlackDirectory(client, settings.policy, ttl=settings.approver_cache_seconds)
     notifier = SlackNotifier(client, settings, clock=clock)
     components = build(settings, directory=directory, notifier=notifier, clock=clock, **overrides)
-    notifier.bind(components.store)
+    notifier.bind(components.service.store)
     return create_slack_app(components, settings, client=client), components

@@ -70,13 +70,13 @@ async def run(deps: SlackDeps, command: Command, origin: Origin, *, trigger_id: 
             result = await service.assign_search(user, command.location)
             await tell(deps, origin, blocks.offers_message(result, deps.settings, now=deps.clock()))
         elif command.verb == "mine":
-            await tell(deps, origin, blocks.mine_message(service.mine(user)))
+            await tell(deps, origin, blocks.mine_message(await service.mine(user)))
         elif command.verb == "pending":
             await tell(deps, origin, blocks.pending_message(await service.pending(user)))
         elif command.verb == "show":
             assert command.request_id is not None
             request = await service.show(command.request_id, user)
-            offer = service.store.get_offer(request.offer_id)
+            offer = await service.offer_or_none(request.offer_id)
             await tell(deps, origin, blocks.show_message(request, deps.settings, offer=offer, now=deps.clock()))
         elif command.verb == "cancel":
             assert command.request_id is not None
@@ -85,10 +85,10 @@ async def run(deps: SlackDeps, command: Command, origin: Origin, *, trigger_id: 
         elif command.verb == "audit":
             await upload_audit(deps, origin, command.days or 30)
         elif command.verb == "inventory":
-            numbers = service.inventory()
-            await tell(deps, origin, blocks.inventory_message(numbers, service.costs(), deps.settings))
+            numbers = await service.inventory()
+            await tell(deps, origin, blocks.inventory_message(numbers, await service.costs(), deps.settings))
         elif command.verb == "costs":
-            await tell(deps, origin, blocks.costs_message(service.costs(), deps.settings))
+            await tell(deps, origin, blocks.costs_message(await service.costs(), deps.settings))
         elif command.verb == "release":
             assert command.number is not None
             await open_release_form(deps, origin, command.number, trigger_id)
@@ -107,11 +107,7 @@ async def open_search_form(deps: SlackDeps, origin: Origin, trigger_id: str | No
 
 async def open_release_form(deps: SlackDeps, origin: Origin, number: str, trigger_id: str | None) -> None:
     """The reason form for a release; who may ask is checked again when it is submitted."""
-    held = deps.service.store.held_number(number)
-    if held is None:
-        raise NotFound(f"{number} is not in the inventory: only numbers obtained through numbers-bot can be released here.")
-    if held.requester != origin.user and not await deps.service.is_approver(origin.user):
-        raise NotAllowed(f"Only {blocks.who(held.requester)} (who asked for {number}) or an approver can release it.")
+    held = await deps.service.may_release(origin.user, number)
     view = blocks.release_modal(held, private_metadata=origin.metadata(number=number))
     await open_modal(
         deps, origin, trigger_id, view.to_dict(), "release form",

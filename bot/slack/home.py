@@ -30,7 +30,7 @@ async def publish_home(deps: SlackDeps, user: str, *, notice: str | None = None)
     except NotAllowed:
         pending = None  # not an approver: no queue
     view = blocks.home_view(
-        user, service.mine(user, limit=10), pending, deps.settings, notice=notice, numbers=service.inventory(user)
+        user, await service.mine(user, limit=10), pending, deps.settings, notice=notice, numbers=await service.inventory(user)
     )
     try:
         await deps.client.views_publish(user_id=user, view=view.to_dict())

@@ -29,6 +29,7 @@ from bot.config import Settings
 from bot.domain.models import NumberRequest, Offer
 from bot.domain.states import TERMINAL
 from bot.slack import blocks
+from bot.store.threaded import ThreadedStore
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ class SlackNotifier:
         self.client = client
         self.settings = settings
         self.clock = clock or (lambda: datetime.now(timezone.utc))
-        self.store: Any = None  # bound after the store exists (bot.slack.app.build_slack)
+        self.store: ThreadedStore | None = None  # bound after the store exists (bot.slack.app.build_slack)
         # One lock per request still moving; dropped once the request reaches a final state.
         self._locks: dict[int, asyncio.Lock] = {}
         self._shown: dict[int, dict[str, Any]] = {}  # the card as last posted, to skip identical updates
@@ -82,7 +83,7 @@ class SlackNotifier:
                 log.warning("Slack answered %s; trying again in %gs", slack_error(exc), delay)
                 await asyncio.sleep(delay)
 
-    def bind(self, store: Any) -> None:
+    def bind(self, store: ThreadedStore) -> None:
         self.store = store
 
     # --- the port -----------------------------------------------------------
@@ -90,12 +91,12 @@ class SlackNotifier:
     async def notify(self, request: NumberRequest, what: str, *, actor: str | None = None, text: str | None = None) -> None:
         lock = self._locks.setdefault(request.id, asyncio.Lock())
         async with lock:
-            current = self._fresh(request)
+            current = await self._fresh(request)
             if what == "created":
                 await self._post_card(current)
             elif what not in CARD_UNCHANGED:
                 await self._update_card(current)
-            current = self._fresh(request)
+            current = await self._fresh(request)
         if what == "created" or what in DM_ON:
             link = await self._link(current.card_channel, current.card_ts)
             # "created" describes the request as it is now (perhaps approved by policy already).
@@ -109,32 +110,33 @@ class SlackNotifier:
 
     # --- pieces ---------------------------------------------------------------
 
-    def _fresh(self, request: NumberRequest) -> NumberRequest:
+    async def _fresh(self, request: NumberRequest) -> NumberRequest:
         if self.store is None:
             return request
-        return self.store.get_request(request.id, events=False) or request
+        return await self.store.get_request(request.id, events=False) or request
 
-    def _offer(self, request: NumberRequest) -> Offer | None:
+    async def _offer(self, request: NumberRequest) -> Offer | None:
         if self.store is None:
             return None
-        return self.store.get_offer(request.offer_id)
+        return await self.store.get_offer(request.offer_id)
 
-    def _card(self, request: NumberRequest) -> dict[str, Any]:
-        return blocks.card_message(request, self.settings, offer=self._offer(request), now=self.clock()).payload()
+    async def _card(self, request: NumberRequest) -> dict[str, Any]:
+        offer = await self._offer(request)
+        return blocks.card_message(request, self.settings, offer=offer, now=self.clock()).payload()
 
     async def _post_card(self, request: NumberRequest) -> None:
         channel = self.settings.approval_channel
         if not channel:
             log.warning("NUMBERS_APPROVAL_CHANNEL is not set; request %s has no card", request.id)
             return
-        card = self._card(request)
+        card = await self._card(request)
         try:
             response = await self._slack(self.client.chat_postMessage, channel=channel, **card)
         except SlackApiError as exc:
             log.error("could not post the card for request %s in %s: %s", request.id, channel, slack_error(exc))
             return
         if self.store is not None and response.get("ts"):
-            self.store.update_request(
+            await self.store.update_request(
                 request.id, changes={"card_channel": response.get("channel") or channel, "card_ts": response["ts"]}
             )
         self._shown[request.id] = card
@@ -155,7 +157,7 @@ class SlackNotifier:
             # so approvers see the current state somewhere.
             await self._post_card(request)
             return
-        card = self._card(request)
+        card = await self._card(request)
         if self._shown.get(request.id) == card:
             return  # e.g. "approved" then "fulfilling": same card; Slack rate-limits chat.update
         try:

@@ -138,7 +138,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             errors[ids.INPUT_JUSTIFICATION] = f"At most {MAX_JUSTIFICATION} characters (this is {len(justification)})."
         quantity: int | None = None
         if has_input(view, ids.INPUT_QUANTITY):
-            offer = deps.service.store.get_offer(offer_id)
+            offer = await deps.service.offer_or_none(offer_id)
             limit = blocks.request_quantity_limit(offer, deps.settings) if offer else deps.settings.max_quantity
             text = str(state_value(view, ids.INPUT_QUANTITY) or "").strip()
             if not re.fullmatch(r"\d{1,6}", text) or not 1 <= int(text) <= limit:

@@ -11,20 +11,26 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import socket
 import sqlite3
-import time
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Callable, Iterator
 
 import sqlite_utils
 
+from bot.domain.errors import OfferTaken, StoreBusy
 from bot.domain.models import Event, HeldNumber, NumberRequest, Offer, Operation, ts
-from bot.domain.states import COMMITTED, State, check_move
+from bot.domain.states import COMMITTED, HOLDS_OFFER, State, check_move
 from bot.store.migrations import apply_migrations
 
 Clock = Callable[[], datetime]
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc)
+    return "locked" in text or "busy" in text
 
 
 def utcnow() -> datetime:
@@ -32,15 +38,21 @@ def utcnow() -> datetime:
 
 
 def process_identity() -> str:
-    """``host:pid``: who holds a lease, so a dead holder's lease can be taken over."""
+    """``host:pid``: the process part of every lease holder's name."""
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def drive_identity() -> str:
+    """``host:pid:token``: one holder per drive, so two drives in one process never share a lease."""
+    return f"{process_identity()}:{secrets.token_hex(4)}"
+
+
 def holder_is_dead(owner: str | None) -> bool:
-    """True when ``owner`` is a process on this host that no longer runs."""
+    """True when ``owner`` (``host:pid[:token]``) is a process on this host that no longer runs."""
     if not owner:
         return True
-    host, _, pid = owner.rpartition(":")
+    host, _, rest = owner.partition(":")
+    pid = rest.split(":", 1)[0]
     if host != socket.gethostname() or not pid.isdigit():
         return False
     try:
@@ -52,23 +64,41 @@ def holder_is_dead(owner: str | None) -> bool:
     return False
 
 
+DEFAULT_BUSY_TIMEOUT = 5.0  # seconds a write waits for another process's lock before StoreBusy
+
+
 class Store:
-    def __init__(self, path: str | None = None, *, db: sqlite_utils.Database | None = None, clock: Clock = utcnow):
+    """One connection to the store. Not for the event loop: ``ThreadedStore`` runs it on threads."""
+
+    def __init__(
+        self,
+        path: str | None = None,
+        *,
+        db: sqlite_utils.Database | None = None,
+        clock: Clock = utcnow,
+        busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+    ):
         if db is None:
+            # check_same_thread=False: ThreadedStore opens a connection per thread and closes them
+            # all from the thread that shuts it down; one connection is never used by two at once.
             if path is None or path == ":memory:":
-                db = sqlite_utils.Database(memory=True)
+                db = sqlite_utils.Database(sqlite3.connect(":memory:", check_same_thread=False))
             else:
-                conn = sqlite3.connect(path, timeout=30.0)
-                db = sqlite_utils.Database(conn)
+                db = sqlite_utils.Database(sqlite3.connect(path, timeout=busy_timeout, check_same_thread=False))
         self.db = db
         self.clock = clock
         self.path = path
-        if not db.memory:
+        self.busy_timeout = busy_timeout
+        if not db.memory and path not in (None, ":memory:"):
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
-        db.execute("PRAGMA busy_timeout=30000")
+        db.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
         db.execute("PRAGMA foreign_keys=ON")
         apply_migrations(db)
+
+    @property
+    def in_memory(self) -> bool:
+        return self.path in (None, ":memory:")
 
     def close(self) -> None:
         self.db.close()
@@ -77,23 +107,28 @@ class Store:
 
     @contextlib.contextmanager
     def atomic(self) -> Iterator[sqlite_utils.Database]:
-        """A write transaction (``BEGIN IMMEDIATE``); nested calls use savepoints."""
+        """A write transaction (``BEGIN IMMEDIATE``); nested calls use savepoints.
+
+        The lock is waited for at most ``busy_timeout``; then ``StoreBusy`` says so and
+        nothing has changed (a click tells the user to try again, the worker retries)."""
         conn = self.db.conn
         if conn.in_transaction:
             with self.db.atomic():
                 yield self.db
             return
-        for attempt in range(50):
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                break
-            except sqlite3.OperationalError as exc:
-                # busy_timeout already waited; a few more tries ride out a long writer.
-                if "locked" not in str(exc) or attempt == 49:
-                    raise
-                time.sleep(0.05)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if _is_busy(exc):
+                raise StoreBusy() from None
+            raise
         try:
             yield self.db
+        except sqlite3.OperationalError as exc:
+            conn.rollback()
+            if _is_busy(exc):
+                raise StoreBusy() from None
+            raise
         except BaseException:
             conn.rollback()
             raise
@@ -126,13 +161,6 @@ class Store:
         rows = list(self.db.query("SELECT * FROM offers WHERE id = ?", [offer_id]))
         return Offer.from_row(rows[0]) if rows else None
 
-    def update_offer(self, offer: Offer) -> None:
-        row = offer.to_row()
-        with self.atomic():
-            self.db["offers"].update(offer.id, row)
-
-    # --- requests -----------------------------------------------------------
-
     def create_request(self, fields: dict[str, Any], *, actor: str, message: str, data: dict[str, Any]) -> NumberRequest:
         now = ts(self.clock())
         row = {
@@ -152,6 +180,12 @@ class Store:
             if isinstance(row.get(key), datetime):
                 row[key] = ts(row[key])
         with self.atomic():
+            # Checked inside the write transaction: writers queue on BEGIN IMMEDIATE, so two
+            # requests of one offer cannot both pass (the unique index requests_live_offer
+            # says the same to any other writer).
+            taken = self.live_request_for(row["offer_id"])
+            if taken is not None:
+                raise OfferTaken(taken)
             cursor = self.db.execute(
                 f"INSERT INTO requests ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})", list(row.values())
             )
@@ -160,6 +194,15 @@ class Store:
         got = self.get_request(request_id)
         assert got is not None
         return got
+
+    def live_request_for(self, offer_id: str) -> int | None:
+        """The request that holds ``offer_id`` now, if any (see ``HOLDS_OFFER``)."""
+        row = self.db.execute(
+            f"SELECT id FROM requests WHERE offer_id = ? AND state IN ({', '.join('?' for _ in HOLDS_OFFER)}) "
+            "ORDER BY id LIMIT 1",
+            [offer_id, *sorted(s.value for s in HOLDS_OFFER)],
+        ).fetchone()
+        return int(row[0]) if row else None
 
     def get_request(self, request_id: int, *, events: bool = True) -> NumberRequest | None:
         rows = list(self.db.query("SELECT * FROM requests WHERE id = ?", [request_id]))
@@ -202,15 +245,16 @@ class Store:
         changes: dict[str, Any] | None = None,
         operation: dict[str, Any] | None = None,
         finish_operation: int | None = None,
-        also: Callable[[], None] | None = None,
+        also: Callable[["Store"], None] | None = None,
     ) -> NumberRequest | None:
         """Move ``request_id`` from ``expect`` to ``to`` with its event, or return None.
 
         Compare-and-set: when the request is no longer in ``expect`` nothing
         changes and None is returned. ``operation`` creates the operation row
         (the intent to call the provider) in the same transaction;
-        ``finish_operation`` marks one done in it; ``also`` runs in it too
-        (the inventory follows a purchase or release in the same commit).
+        ``finish_operation`` marks one done in it; ``also(store)`` runs in it
+        too (the inventory follows a purchase or release in the same commit; the budget is
+        counted with every approval committed before this one).
         """
         check_move(expect, to)
         now = self.clock()
@@ -233,7 +277,7 @@ class Store:
                     [ts(now), finish_operation],
                 )
             if also is not None:
-                also()
+                also(self)
         return self.get_request(request_id)
 
     def update_request(
@@ -291,13 +335,6 @@ class Store:
         sql += f" ORDER BY id {'ASC' if oldest_first else 'DESC'} LIMIT ?"
         args.append(limit)
         return [NumberRequest.from_row(r) for r in self.db.query(sql, args)]
-
-    def count_requests(self, *, states: list[State]) -> int:
-        row = self.db.execute(
-            f"SELECT COUNT(*) FROM requests WHERE state IN ({', '.join('?' for _ in states)})",
-            [s.value for s in states],
-        ).fetchone()
-        return int(row[0])
 
     def committed_this_month(self, now: datetime | None = None) -> Decimal:
         """Monthly cost of the requests (not releases) approved in this calendar month (UTC)."""
@@ -464,7 +501,11 @@ class Store:
         ]
 
     def claim_operation(self, op_id: int, owner: str, lease_seconds: float) -> Operation | None:
-        """Take the lease on an operation if it is free, expired, ours, or its holder died."""
+        """Take the lease on an operation for one drive, or return None.
+
+        Free means: nobody holds it, the lease ran out, or its holder's process is gone.
+        A lease is never free to its own holder's name a second time: ``owner`` names one
+        drive (``drive_identity``), and a second drive, even in the same process, must wait."""
         now = self.clock()
         with self.atomic():
             rows = list(self.db.query("SELECT * FROM operations WHERE id = ? AND phase != 'done'", [op_id]))
@@ -473,7 +514,6 @@ class Store:
             op = Operation.from_row(rows[0])
             free = (
                 op.lease_owner is None
-                or op.lease_owner == owner
                 or (op.lease_until is not None and op.lease_until <= now)
                 or holder_is_dead(op.lease_owner)
             )
@@ -484,6 +524,16 @@ class Store:
                 [owner, ts(now + timedelta(seconds=lease_seconds)), ts(now), op_id],
             )
         return self.get_operation_by_id(op_id)
+
+    def renew_lease(self, op_id: int, owner: str, lease_seconds: float) -> bool:
+        """Extend a lease we hold (the drive's heartbeat); False once it is no longer ours."""
+        now = self.clock()
+        with self.atomic():
+            cursor = self.db.execute(
+                "UPDATE operations SET lease_until = ? WHERE id = ? AND lease_owner = ? AND phase != 'done'",
+                [ts(now + timedelta(seconds=lease_seconds)), op_id, owner],
+            )
+            return cursor.rowcount == 1
 
     def get_operation_by_id(self, op_id: int) -> Operation | None:
         rows = list(self.db.query("SELECT * FROM operations WHERE id = ?", [op_id]))
@@ -498,10 +548,3 @@ class Store:
                 [*sets.values(), op_id, owner],
             )
             return cursor.rowcount == 1
-
-    def release_lease(self, op_id: int, owner: str) -> None:
-        with self.atomic():
-            self.db.execute(
-                "UPDATE operations SET lease_owner = NULL, lease_until = NULL WHERE id = ? AND lease_owner = ?",
-                [op_id, owner],
-            )

@@ -209,6 +209,23 @@ def one_open_operation_per_request(db: sqlite_utils.Database) -> None:
     db.execute("CREATE UNIQUE INDEX operations_one_open ON operations (request_id, kind) WHERE phase != 'done'")
 
 
+@migration(5)
+def one_live_request_per_offer(db: sqlite_utils.Database) -> None:
+    """An offer is one hold: while a request of it is live, nobody may request it again
+    (``Store.create_request`` says so in words; this index holds any other writer to it).
+    A store from before this rule may already hold two live requests of one offer; the
+    index then waits for them to end rather than rewrite history (nothing is deleted)."""
+    duplicates = db.execute(
+        f"SELECT offer_id FROM requests WHERE state IN ({_LIVE}) GROUP BY offer_id HAVING COUNT(*) > 1 LIMIT 1"
+    ).fetchone()
+    if duplicates is None:
+        db.execute(f"CREATE UNIQUE INDEX requests_live_offer ON requests (offer_id) WHERE state IN ({_LIVE})")
+
+
+# The states of bot.domain.states.HOLDS_OFFER, spelled out: a migration must not change when the code does.
+_LIVE = "'pending', 'approved', 'fulfilling', 'fulfilled', 'provider_pending', 'needs_attention'"
+
+
 def current_version(db: sqlite_utils.Database) -> int:
     if "schema_migrations" not in db.table_names():
         return 0
@@ -217,7 +234,11 @@ def current_version(db: sqlite_utils.Database) -> int:
 
 
 def apply_migrations(db: sqlite_utils.Database) -> list[int]:
-    """Bring the schema up to date; return the versions applied now."""
+    """Bring the schema up to date; return the versions applied now.
+
+    An up-to-date store is only read: opening one never waits for another process's write lock."""
+    if "schema_migrations" in db.table_names() and current_version(db) >= max(MIGRATIONS):
+        return []
     db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
     db.conn.commit()
     applied = []
