@@ -18,7 +18,7 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 import httpx
 
@@ -79,6 +79,18 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+async def until_async(predicate: Callable[[], Awaitable[Any]], timeout: float, what: str, every: float = 0.05) -> Any:
+    """``until`` for a predicate that must be awaited (one that asks another process)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(every)
 
 
 async def until(predicate: Callable[[], Any], timeout: float, what: str, every: float = 0.05) -> Any:
@@ -173,10 +185,12 @@ class ServedSandbox:
         if self.process is not None:
             self.process.stop()
 
-    async def count(self, service: str, method: str, path: str) -> int:
-        """How many ``method`` requests matching ``path`` the served ``service`` has seen."""
+    async def count(self, service: str, method: str, path: str, *, answered: bool = False) -> int:
+        """How many ``method`` requests matching ``path`` the served ``service`` has seen
+        (with ``answered``: has finished carrying out)."""
+        params = {"service": service, "method": method, "path": path, "answered": "1" if answered else "0"}
         async with httpx.AsyncClient(timeout=5) as http:
-            answer = await http.get(f"{self.base}/_sandbox/requests", params={"service": service, "method": method, "path": path})
+            answer = await http.get(f"{self.base}/_sandbox/requests", params=params)
             assert answer.status_code == 200, answer.text
             return answer.json()["count"]
 

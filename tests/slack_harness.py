@@ -554,6 +554,10 @@ def app_home_opened(user: str, tab: str = "home") -> bytes:
 # --- the running bot ------------------------------------------------------------------------
 
 
+# Bolt runs a listener's work after the ack in a task of this coroutine (slack_bolt.listener.asyncio_runner).
+LISTENER_TASK = "run_ack_function_asynchronously"
+
+
 class SlackBot:
     """The real ASGI app under uvicorn on 127.0.0.1, driven with signed Slack requests."""
 
@@ -620,6 +624,21 @@ class SlackBot:
 
     async def response_to(self, url: str, count: int = 1, timeout: float = 10.0) -> list[dict[str, Any]]:
         return await self.slack.wait_for(lambda: len(self.slack.response_posts(url)) >= count and self.slack.response_posts(url), timeout, f"{count} post(s) to {url}")
+
+    async def settled(self, timeout: float = 10.0) -> None:
+        """Wait until the bot has no work under way: every Bolt listener's post-ack task has ended
+        and the worker runs no drive. What it has not done by then, it was never going to do."""
+        deadline = time.monotonic() + timeout
+        while True:
+            listeners = [
+                t for t in asyncio.all_tasks()
+                if not t.done() and getattr(t.get_coro(), "__qualname__", "").endswith(LISTENER_TASK)
+            ]
+            if not listeners and not self.components.worker._tasks:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the bot still had work under way after {timeout}s: {listeners}")
+            await asyncio.sleep(0.01)
 
     async def state_of(self, request_id: int, states: set[str], timeout: float = 15.0) -> Any:
         deadline = time.monotonic() + timeout

@@ -11,7 +11,7 @@ import pytest
 from bot.domain.errors import Conflict, NotAllowed, NotFound, UsageError
 from bot.domain.states import State
 from bot.providers.base import SearchQuery
-from tests.conftest import APPROVER, APPROVER2, OUTSIDER, REQUESTER
+from tests.conftest import APPROVER, APPROVER2, OUTSIDER, REQUESTER, make_env
 
 TOLLFREE = SearchQuery("US", "tollfree", "833", quantity=2, sms=True)
 
@@ -350,3 +350,29 @@ async def test_budget_holds_when_two_processes_approve_at_once(bot_factory, tmp_
     assert bot.store.committed_this_month() == Decimal("4.00")
     refused = [e for r in (first, second) for e in (await bot.svc.get(r.id)).events if e.kind == "refused"]
     assert len(refused) == 1 and "Over budget" in refused[0].message
+
+
+async def test_a_hold_acs_calls_expired_is_searched_again_with_the_local_clock_behind(settings_env):
+    """The bot's clock 3 s behind ACS: the bot still counts the hold while ACS says it is gone."""
+    from datetime import timedelta
+
+    from bot.sandbox import SandboxServices
+    from bot.sandbox.common import Clock
+
+    settings = settings_env(NUMBERS_SANDBOX=True, NUMBERS_POLL_INTERVAL=0.01)
+    acs_clock = Clock()
+    sandbox = SandboxServices.create(None, clock=acs_clock)
+    bot = make_env(settings, sandbox=sandbox)
+    bot.c.service.clock = lambda: acs_clock.now() - timedelta(seconds=3)  # the bot's clock, behind
+    try:
+        offer = await acs_offer(bot)
+        request = await bot.svc.request(REQUESTER, offer.id, "why")
+        acs_clock.advance(16 * 60 + 1)  # ACS: the hold ended a second ago; the bot: two seconds to go
+        assert (await bot.svc.get(request.id)).hold_expires_at > bot.c.service.clock()
+        await bot.svc.approve(request.id, APPROVER)
+        done = await bot.settle(request.id)
+        assert done.state == State.FULFILLED, done.outcome
+        kinds = [e.kind for e in done.events]
+        assert "hold_expired" in kinds and "rehold" in kinds
+    finally:
+        await bot.c.aclose()

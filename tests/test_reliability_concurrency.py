@@ -64,7 +64,7 @@ async def test_twenty_simultaneous_approve_clicks_buy_once(slack_bot):
     await slack.wait_for(lambda: "Purchased" in card_text(slack, ts), what="the purchased card")
     assert not has_buttons(slack.messages[(APPROVAL_CHANNEL, ts)]["blocks"])
     await slack.wait_for(lambda: [d for d in slack.dms(REQUESTER) if ":tada:" in d.params.get("text", "")], what="the done DM")
-    await asyncio.sleep(0.2)
+    await bot.settled()
     assert len([d for d in slack.dms(REQUESTER) if ":tada:" in d.params.get("text", "")]) == 1
 
 
@@ -81,7 +81,7 @@ async def test_a_retried_approve_click_buys_once(slack_bot):
     done = await bot.state_of(request.id, {"fulfilled"})
     assert bot.sandbox.acs.count("POST", PURCHASE) == 1
     assert [e.kind for e in done.events].count("approved") == 1
-    await asyncio.sleep(0.2)
+    await bot.settled()
     # The retries were recognised as the same delivery: nobody was told "already approved" by their own click.
     assert slack.response_posts(url) == []
     assert refusals(bot.store) == []
@@ -98,7 +98,7 @@ async def test_a_retried_slash_command_searches_once(slack_bot):
     for n in (1, 2, 3):
         again = await bot.post(body, headers=retry_headers(bot.signer, body, FORM, n))
         assert again.status_code == 200
-    await asyncio.sleep(0.3)
+    await bot.settled()
     assert len(slack.response_posts(url)) == 1
     assert bot.sandbox.acs.count("POST", r"/countries/US/:search$") == 1
     searches = [e for e in bot.store.iter_events(bot.clock.now().replace(year=2000)) if e.kind == "searched"]
@@ -125,7 +125,7 @@ async def test_a_retried_request_form_creates_one_request(slack_bot):
     answers = await asyncio.gather(bot.post(body), *[bot.post(body, headers=retry_headers(bot.signer, body, FORM, n)) for n in (1, 2)])
     assert [a.status_code for a in answers] == [200] * 3
     await slack.wait_for(lambda: slack.posted_to(APPROVAL_CHANNEL), what="the card")
-    await asyncio.sleep(0.3)
+    await bot.settled()
     assert len(bot.store.list_requests(requester=REQUESTER)) == 1
     assert len(slack.posted_to(APPROVAL_CHANNEL)) == 1
 
@@ -137,7 +137,7 @@ async def test_a_retried_home_event_is_answered_without_publishing_twice(slack_b
     await slack.wait_for(lambda: slack.of("views.publish"), what="the Home tab")
     again = await bot.post(body, JSON, headers=retry_headers(bot.signer, body, JSON, 1))
     assert again.status_code == 200
-    await asyncio.sleep(0.2)
+    await bot.settled()
     assert len(slack.of("views.publish")) == 1
 
 

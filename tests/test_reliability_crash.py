@@ -24,7 +24,7 @@ import json
 import pytest
 
 from bot.slack import ids
-from tests.reliability_harness import ServedBot, ServedSandbox, StallingSlack, until
+from tests.reliability_harness import ServedBot, ServedSandbox, StallingSlack, until, until_async
 from tests.slack_harness import APPROVAL_CHANNEL, APPROVER, REQUESTER, card_text
 from tests.test_slack_flow import request_offer
 
@@ -94,7 +94,8 @@ async def test_a2_killed_after_the_intent_before_the_purchase_is_sent(world):
     slack.stall("chat.update")  # the bot's next card update hangs: it is stuck before sending the purchase
     await bot.click(ids.ACTION_APPROVE, str(request.id), user=APPROVER, channel=APPROVAL_CHANNEL, message_ts=ts)
     op = await until(lambda: bot.store.get_operation(request.id), 10, "the operation's intent")
-    await asyncio.sleep(0.3)
+    await until(lambda: "chat.update" in slack.stalls_hit, 10, "the bot to wait on the stalled card update")
+    op = bot.store.get_operation(request.id)
     assert op.phase == "intent" and op.last_status is None
     assert await world.sandbox.count("acs", "POST", ACS_PURCHASE) == 0
     bot.kill()
@@ -120,7 +121,10 @@ async def test_b_killed_after_the_purchase_is_sent_asks_acs_instead_of_buying_ag
     bot.kill()
     op = bot.store.get_operation(request.id)
     assert op.last_status == "submitting"  # the bot died not knowing whether ACS acted
-    await asyncio.sleep(ANSWER_DELAY + 0.2)  # the sandbox carries the purchase out, answering nobody
+    # The sandbox carries the purchase out, answering nobody.
+    await until_async(
+        lambda: world.sandbox.count("acs", "POST", ACS_PURCHASE, answered=True), ANSWER_DELAY + 10, "ACS to finish"
+    )
 
     await bot.start()
     done = await bot.state_of(request.id, {"fulfilled", "failed", "needs_attention"})
@@ -164,7 +168,9 @@ async def test_plivo_killed_after_the_rent_is_sent_needs_attention_and_approvers
             break
         await asyncio.sleep(0.05)
     bot.kill()
-    await asyncio.sleep(ANSWER_DELAY + 0.2)
+    await until_async(
+        lambda: world.sandbox.count("plivo", "POST", PLIVO_RENT, answered=True), ANSWER_DELAY + 10, "Plivo to finish"
+    )
 
     await bot.start()
     done = await bot.state_of(request.id, {"fulfilled", "failed", "needs_attention"})

@@ -203,7 +203,8 @@ async def test_the_last_update_and_dm_failing_once_are_sent_again(slack_bot, met
     await bot.click(ids.ACTION_APPROVE, str(request.id), user=APPROVER, channel=APPROVAL_CHANNEL, message_ts=ts)
     await slack.wait_for(lambda: "Approved by" in card_text(slack, ts) and dm_about(slack, "was approved by"), what="the approved card and DM")
     await bot.state_of(request.id, {"fulfilling"})
-    await asyncio.sleep(0.3)  # every notification of the approval has gone out: the next ones show the outcome
+    # The worker polls only after it has told everyone of the approval: the next messages show the outcome.
+    await slack.wait_for(lambda: bot.sandbox.acs.count(*POLL) >= 1, what="the first poll")
     slack.fault(method, error=error, times=1)
     await bot.state_of(request.id, {"fulfilled"}, timeout=20)
     await slack.wait_for(lambda: "Purchased" in card_text(slack, ts), timeout=15, what="the purchased card")

@@ -52,7 +52,7 @@ async def test_requests_slack_did_not_sign_get_401_and_do_nothing(slack_bot, how
         body = body.replace(b"mine", b"pending")
     response = await bot.post(body, headers=headers)
     assert response.status_code == 401
-    await asyncio.sleep(0.1)
+    await bot.settled()
     assert bot.slack.response_posts() == []
     assert [c.method for c in bot.slack.calls if c.method != "auth.test"] == []
 

@@ -66,6 +66,7 @@ class Request:
     raw_query: str = ""
     scheme: str = "http"
     host: str = ""
+    answered: bool = False  # the service finished with it (a test in another process waits on this)
 
     def json(self) -> Any:
         if not self.body:
@@ -264,10 +265,15 @@ class SandboxApp:
 
         return register
 
-    def count(self, method: str, path_regex: str) -> int:
-        """How many requests matching method and path this service has seen."""
+    def count(self, method: str, path_regex: str, *, answered: bool = False) -> int:
+        """How many requests matching method and path this service has seen (or, with
+        ``answered``, has finished with: a delayed one counts once its work is done)."""
         rx = re.compile(path_regex)
-        return sum(1 for r in self.requests if r.method == method.upper() and rx.search(r.path))
+        return sum(
+            1
+            for r in self.requests
+            if r.method == method.upper() and rx.search(r.path) and (r.answered or not answered)
+        )
 
     async def _admin_add_fault(self, request: Request) -> Response:
         data = request.json() or {}
@@ -277,7 +283,8 @@ class SandboxApp:
     async def _admin_count(self, request: Request) -> Response:
         """``GET /_sandbox/requests?method=POST&path=<regex>``: ``count()`` for a test in another process."""
         method, path = request.query.get("method", "GET"), request.query.get("path", ".*")
-        return Response.json({"count": self.count(method, path)})
+        answered = request.query.get("answered") in ("1", "true")
+        return Response.json({"count": self.count(method, path, answered=answered)})
 
     async def _admin_clear_faults(self, request: Request) -> Response:
         self.faults.clear()
@@ -309,6 +316,12 @@ class SandboxApp:
         return Response.json({"error": f"{request.method} not allowed on {request.path}"}, 405)
 
     async def handle(self, request: Request) -> Response:
+        try:
+            return await self._handle(request)
+        finally:
+            request.answered = True
+
+    async def _handle(self, request: Request) -> Response:
         is_admin = request.path.startswith("/_sandbox/")
         if not is_admin:
             self.requests.append(request)
