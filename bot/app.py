@@ -102,6 +102,7 @@ class Components:
         await self.worker.stop()
         for provider in self.providers.values():
             await provider.aclose()
+        self.service.store.close()  # waits for writes under way on the store's threads
         self.store.close()
 
 

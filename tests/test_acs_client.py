@@ -428,10 +428,25 @@ async def test_purchase_timeout_is_outcome_unknown(make_provider, app):
     assert await provider.recover(job_for(offer)) is None  # the answer never came: nothing was bought
 
 
-async def test_poll_of_unknown_operation_fails(provider):
-    job = Job(1, "acs", "purchase", {"search_id": "nope"}, 1, [], Requester("U1"))
-    step = await provider.poll(job, {"operation_id": "purchase_nope"})
-    assert isinstance(step, Failed) and "operation not found" in step.reason
+async def test_an_operation_acs_no_longer_knows_is_not_a_failure(provider):
+    """A 404 on an accepted purchase's operation is not ACS's word on the purchase: the bot
+    cannot tell yet (and retries), unless the resource already holds the numbers."""
+    job = Job(1, "acs", "purchase", {"search_id": "nope"}, 1, ["+18005550199"], Requester("U1"))
+    with pytest.raises(ProviderUnavailable, match="not found and the resource holds 0 of 1"):
+        await provider.poll(job, {"operation_id": "purchase_nope"})
+
+
+async def test_an_operation_acs_no_longer_knows_is_done_when_the_numbers_are_held(provider, app):
+    offer = await search_one(provider)
+    job = job_for(offer)
+    first = await provider.submit(job)
+    done = await provider.poll(job, first.ref)
+    while not isinstance(done, Done):
+        done = await provider.poll(job, first.ref)
+    app.faults.add("status", method="GET", path=r"/phoneNumbers/operations/", status=404, times=1,
+                   body={"error": {"code": "NotFound", "message": "gone"}})
+    again = await provider.poll(job, first.ref)
+    assert isinstance(again, Done) and sorted(again.numbers) == sorted(offer.numbers)
 
 
 # --- transient faults and Retry-After -------------------------------------------------------------------

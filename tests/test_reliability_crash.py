@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 
 import pytest
 
@@ -184,3 +186,21 @@ async def test_plivo_killed_after_the_rent_is_sent_needs_attention_and_approvers
     dm = await slack.wait_for(lambda: [d for d in slack.dms(REQUESTER) if "needs a person" in d.params.get("text", "")], what="the DM")
     assert "nothing is retried blindly" in dm[0].params["text"]
     assert "attention" in card_text(slack, ts).lower() or "person" in card_text(slack, ts).lower()
+
+
+async def test_plivo_sigterm_while_the_rent_is_under_way_records_the_rented_number(world):
+    """A graceful stop (SIGTERM, as a deploy sends) lets the rent under way record its answer:
+    the number reaches the inventory and the request is fulfilled, not handed to a person."""
+    bot = await world().start()
+    request, ts = await request_offer(bot, provider="Plivo", quantity=1, text="search US local 415 via plivo")
+    await world.sandbox.fault("plivo", kind="delay", method="POST", path=PLIVO_RENT, seconds=ANSWER_DELAY, times=1)
+    await bot.click(ids.ACTION_APPROVE, str(request.id), user=APPROVER, channel=APPROVAL_CHANNEL, message_ts=ts)
+    await until_async(lambda: world.sandbox.count("plivo", "POST", PLIVO_RENT), 20, "the rent to be sent")
+    process = bot.process
+    assert process is not None
+    os.kill(process.pid, signal.SIGTERM)  # while Plivo still holds its answer
+    await until(lambda: not process.alive(), 30, "the bot to exit")
+    done = bot.store.get_request(request.id)
+    assert done.state.value == "fulfilled", done.outcome
+    assert [n.number for n in bot.store.held_numbers()] == done.numbers
+    assert await world.sandbox.count("plivo", "POST", PLIVO_RENT) == 1

@@ -649,12 +649,30 @@ class AcsProvider:
             raise ProviderError(PROVIDER, "nothing to poll: the reference names no operation")
         operation = await self._get_operation(path)
         if operation is None:
-            return Failed(reason=f"operation not found ({operation_id or path})")
+            return await self._operation_gone(job, operation_id or path)
         what = (operation_id or "").split("_", 1)[0] or "purchase"
         next_ref = {"operation_id": operation_id, "location": path}
         if ref.get("number"):
             next_ref["number"] = ref["number"]
         return self._step(operation, job, next_ref, what)
+
+    async def _operation_gone(self, job: Job, operation: str) -> Step:
+        """ACS no longer knows an operation it accepted. That is not its word on the purchase:
+        ask the resource whether it holds the numbers, and say "cannot tell yet" otherwise."""
+        held = []
+        for number in job.numbers:
+            response = await self._read("GET", self._api(f"/phoneNumbers/{urllib.parse.quote(number, safe='')}"))
+            if response.is_success:
+                held.append(number)
+            elif response.status_code != 404:
+                raise self._error(response, cls=ProviderUnavailable)
+        if job.numbers and len(held) == len(job.numbers):
+            return Done(numbers=held, note=f"ACS no longer lists operation {operation}; the numbers are in the resource")
+        raise ProviderUnavailable(
+            PROVIDER,
+            f"operation {operation} is not found and the resource holds {len(held)} of {len(job.numbers)} number(s) yet",
+            status=404,
+        )
 
     async def recover(self, job: Job) -> Step | None:
         """Was the purchase of this job's search already submitted? Asks ACS by operation id."""
