@@ -37,9 +37,11 @@ async def request_offer(bot, provider="ACS", justification="Support line for the
     """Search, click Request on the first offer of ``provider``, submit the form; return (request, card ts)."""
     post = await search(bot, text, user=user)
     offer_id = next(oid for name, oid, _ in offers_in(post) if name == provider)
+    # Forms and cards from earlier requests are already there: wait for this one's own.
+    forms_before, cards_before = len(bot.slack.of("views.open")), len(cards_posted(bot))
     response, _ = await bot.click(ids.ACTION_REQUEST, offer_id, user=user, where="ephemeral")
     assert response.status_code == 200
-    opened = await bot.slack.wait_for(lambda: bot.slack.of("views.open"), what="views.open")
+    opened = await bot.slack.wait_for(lambda: len(bot.slack.of("views.open")) > forms_before and bot.slack.of("views.open"), what="views.open")
     view = opened[-1].view()
     assert view["callback_id"] == ids.VIEW_REQUEST
     values = {ids.INPUT_JUSTIFICATION: text_value(justification)}
@@ -47,12 +49,22 @@ async def request_offer(bot, provider="ACS", justification="Support line for the
         values[ids.INPUT_QUANTITY] = number_value(quantity)
     response = await bot.submit(ids.VIEW_REQUEST, values, user=user, private_metadata=view["private_metadata"])
     assert response.status_code == 200 and response.content in (b"", b"{}")
-    cards = await bot.slack.wait_for(lambda: bot.slack.posted_to(APPROVAL_CHANNEL), what="the approval card")
+    cards = await bot.slack.wait_for(
+        lambda: len(cards_posted(bot)) > cards_before and cards_posted(bot), what="the approval card"
+    )
     card = cards[-1]
     # The card is on Slack a moment before the bot has read Slack's answer and saved where it is.
-    request = await bot.slack.wait_for(lambda: card_saved(bot, user), what="the card's ts on the request")
+    request = await bot.slack.wait_for(
+        lambda: (saved := card_saved(bot, user)) and saved.card_ts == card.answer["ts"] and saved,
+        what="the card's ts on the request",
+    )
     assert request.card_ts == card.answer["ts"] and request.card_channel == APPROVAL_CHANNEL
     return request, card.answer["ts"]
+
+
+def cards_posted(bot):
+    """Cards posted in the approval channel (not replies in their threads)."""
+    return [c for c in bot.slack.posted_to(APPROVAL_CHANNEL) if not c.params.get("thread_ts")]
 
 
 def card_saved(bot, user):
