@@ -45,6 +45,7 @@ def build_providers(
                 SANDBOX_ACS_ACCESS_KEY,
                 transport=httpx.ASGITransport(app=sandbox.acs),
                 poll_interval=poll,
+                api_version=settings.acs_api_version,
                 **common,
             ),
             "plivo": PlivoProvider(
@@ -52,6 +53,7 @@ def build_providers(
                 SANDBOX_PLIVO_AUTH_TOKEN,
                 api_url=SANDBOX_PLIVO_API_URL,
                 app_id=settings.plivo_app_id,
+                api=settings.plivo_api,
                 transport=httpx.ASGITransport(app=sandbox.plivo),
                 **common,
             ),
@@ -68,7 +70,10 @@ def build_providers(
     providers = {}
     if settings.acs_connection_string:
         providers["acs"] = AcsProvider.from_connection_string(
-            settings.acs_connection_string.get_secret_value(), poll_interval=poll, **common
+            settings.acs_connection_string.get_secret_value(),
+            poll_interval=poll,
+            api_version=settings.acs_api_version,
+            **common,
         )
     if settings.plivo_auth_id and settings.plivo_auth_token:
         providers["plivo"] = PlivoProvider(
@@ -76,6 +81,7 @@ def build_providers(
             settings.plivo_auth_token.get_secret_value(),
             api_url=settings.plivo_api_url,
             app_id=settings.plivo_app_id,
+            api=settings.plivo_api,
             **common,
         )
     if settings.webex_access_token:

@@ -113,6 +113,15 @@ class Job:
     quantity: int
     numbers: list[str]
     requester: Requester
+    approved_by: list[str] = field(default_factory=list)  # who approved the request (or the policy)
+
+
+def submit_audit_data(job: Job) -> dict[str, Any]:
+    """What the audit event of a submit records beyond the text: an agreement the submit gives,
+    and who gave it (the approvers; approving such a request is agreeing)."""
+    if job.kind == "purchase" and (job.ref or {}).get("agree_to_not_resell") is True:
+        return {"agreed_to_not_resell": True, "agreed_by": list(job.approved_by)}
+    return {}
 
 
 # --- Steps: what a provider says about a job ---------------------------------
