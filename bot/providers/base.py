@@ -49,6 +49,8 @@ class SearchQuery:
     voice: bool = False
     provider: str | None = None  # "via acs": only this provider
     location: str | None = None  # Webex location name or id (assign)
+    # Whose search it is, when a provider offers per person (Webex: the person's location). Not stored.
+    requester_email: str | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -200,6 +200,16 @@ def needs_not_resell_agreement(ref: dict[str, Any] | None) -> bool:
     return bool((ref or {}).get("agree_to_not_resell"))
 
 
+def conditions_lines(provider: str, ref: dict[str, Any] | None) -> list[str]:
+    """What the provider requires before it sells: the ACS do-not-resell agreement, a Plivo restriction."""
+    ref = ref or {}
+    lines = [NOT_RESELL_LINE] if needs_not_resell_agreement(ref) else []
+    text = ref.get("restriction_text") or ref.get("restriction")
+    if text:
+        lines.append(f":warning: *{provider_name(provider)} restriction* — {mrkdwn_escape(clip(str(text), 500))}")
+    return lines
+
+
 def not_resell_confirm(request: NumberRequest) -> ConfirmObject | None:
     """The Approve button's confirm dialog for an ACS purchase that needs the do-not-resell agreement."""
     if request.kind != "purchase" or not needs_not_resell_agreement(request.ref):
@@ -259,8 +269,9 @@ def offer_text(offer: Offer, *, now: datetime | None = None) -> str:
         lines.append(cost_text(offer.unit_monthly_cost, offer.quantity, offer.unit_setup_cost, offer.currency, offer.provider))
         if offer.expires_at is not None:
             lines.append(f":hourglass_flowing_sand: {until(offer.expires_at, _now(now))}")
-        if needs_not_resell_agreement(offer.ref):
-            lines.append(NOT_RESELL_LINE)
+        if d.get("region") and offer.provider == "plivo":
+            lines.insert(0, mrkdwn_escape(str(d["region"])))
+        lines += conditions_lines(offer.provider, offer.ref)
     elif offer.kind == "rent":
         head.append(f"{d.get('country') or offer.query.country} {kind}")
         if d.get("prefix"):
@@ -454,8 +465,9 @@ def request_sections(
         SectionBlock(fields=fields, block_id=f"about:{request.id}"),
         section("*Justification*\n" + quote(request.justification, SECTION_TEXT_MAX - 40)),
     ]
-    if request.kind == "purchase" and needs_not_resell_agreement(request.ref):
-        blocks.append(section(NOT_RESELL_LINE, block_id=f"agreement:{request.id}"))
+    conditions = conditions_lines(request.provider, request.ref) if request.kind == "purchase" else []
+    if conditions:
+        blocks.append(section("\n".join(conditions), block_id=f"conditions:{request.id}"))
     return blocks
 
 
