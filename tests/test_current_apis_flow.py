@@ -190,4 +190,4 @@ async def test_assign_offers_only_numbers_of_the_requesters_location(bot):
     assert result.offers and {o.details["location_name"] for o in result.offers} == {"San Jose"}
     elsewhere = await bot.svc.assign_search(REQUESTER, "London")
     assert elsewhere.offers == []
-    assert any("cannot move a calling user to another location" in p for p in elsewhere.problems)
+    assert any("Your Webex Calling location is San Jose, not London" in p for p in elsewhere.problems)

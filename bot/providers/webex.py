@@ -155,10 +155,14 @@ class WebexProvider:
         own = await self._requester_location(query.requester_email)
         if own is not None:
             if location is not None and location["id"] != own:
+                try:
+                    yours = (await self.find_location(own)).get("name") or own
+                except NotFound:
+                    yours = own
                 raise NotAllowed(
-                    f"You are a Webex Calling user of another location than {location.get('name') or location['id']}, "
-                    "and Webex cannot move a calling user to another location: only numbers of your own "
-                    "location can become your primary number. Search without a location to see them."
+                    f"Your Webex Calling location is {yours}, not {location.get('name') or location['id']}, and Webex "
+                    "cannot move a calling user to another location: only numbers of your own location can become "
+                    "your primary number. Search without a location to see them."
                 )
             location_id = own
         items = await self.available_numbers(location_id=location_id)
