@@ -73,12 +73,14 @@ class SearchQuery:
 class OfferDraft:
     """One thing a user can ask for, as a provider found it.
 
-    ``kind`` is what fulfilling it does: ``purchase`` (ACS), ``rent`` (Plivo) or
-    ``assign`` (Webex). ``numbers`` are E.164 strings (empty for a Plivo group,
-    whose numbers are only known after renting). Costs are per number;
+    ``kind`` is what fulfilling it does: ``purchase`` (ACS; Plivo's PhoneNumber
+    API, one number per offer), ``rent`` (a Plivo number group) or ``assign``
+    (Webex). ``numbers`` are E.164 strings (empty for a Plivo group, whose
+    numbers are only known after renting). Costs are per number;
     ``unit_monthly_cost`` is None when the provider did not say (ACS ``cost: null``).
-    ``ref`` holds the provider's ids needed to fulfil it (``search_id``,
-    ``group_id``, ``number``/``location_id``); ``details`` what a user is shown
+    ``ref`` holds the provider's ids needed to fulfil it (``search_id`` and
+    ``agree_to_not_resell``, ``group_id``, ``number``/``location_id``, Plivo's
+    ``restriction_text``); ``details`` what a user is shown
     (region, prefix, stock, location name, telephony type, …).
     """
 
