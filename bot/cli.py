@@ -68,6 +68,10 @@ def offer_line(offer: Offer) -> str:
         parts.append(f"setup {money(offer.unit_setup_cost, offer.currency)}")
     if offer.expires_at:
         parts.append(until(offer.expires_at))
+    if offer.ref.get("agree_to_not_resell"):
+        parts.append("do-not-resell agreement required (approving agrees for the organisation)")
+    if offer.ref.get("restriction_text"):
+        parts.append(f"restriction: {offer.ref['restriction_text']}")
     return "  ".join(parts)
 
 

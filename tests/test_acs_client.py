@@ -572,7 +572,7 @@ async def test_release_already_under_way_is_watched_to_the_end(provider, app):
 
 async def test_check_reports_a_short_line(provider):
     text = await provider.check()
-    assert text == "access key accepted by acs.sandbox.invalid; 0 purchased number(s) listed"
+    assert text == "access key accepted by acs.sandbox.invalid at api-version 2025-06-01; 0 purchased number(s) listed"
 
 
 async def test_signatures_can_be_dated_by_a_given_clock(make_provider, app):

@@ -756,4 +756,7 @@ class AcsProvider:
         """A harmless authenticated read: list the numbers the resource owns."""
         numbers = await self.purchased_numbers()
         host = httpx.URL(self.endpoint).host
-        return f"access key accepted by {host}; {len(numbers)} purchased number(s) listed"
+        return (
+            f"access key accepted by {host} at api-version {self.api_version}; "
+            f"{len(numbers)} purchased number(s) listed"
+        )
