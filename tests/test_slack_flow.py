@@ -45,9 +45,14 @@ async def request_offer(bot, provider="ACS", justification="Support line for the
     values = {ids.INPUT_JUSTIFICATION: text_value(justification)}
     if quantity is not None:
         values[ids.INPUT_QUANTITY] = number_value(quantity)
+    cards_before = len(bot.slack.posted_to(APPROVAL_CHANNEL))
     response = await bot.submit(ids.VIEW_REQUEST, values, user=user, private_metadata=view["private_metadata"])
     assert response.status_code == 200 and response.content in (b"", b"{}")
-    cards = await bot.slack.wait_for(lambda: bot.slack.posted_to(APPROVAL_CHANNEL), what="the approval card")
+    # This request's card, not an earlier request's (the helper may run twice in one test).
+    cards = await bot.slack.wait_for(
+        lambda: len(bot.slack.posted_to(APPROVAL_CHANNEL)) > cards_before and bot.slack.posted_to(APPROVAL_CHANNEL),
+        what="the approval card",
+    )
     card = cards[-1]
     # The card is on Slack a moment before the bot has read Slack's answer and saved where it is.
     request = await bot.slack.wait_for(lambda: card_saved(bot, user), what="the card's ts on the request")
