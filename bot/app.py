@@ -27,7 +27,7 @@ def build_providers(
     (or ``NUMBERS_SANDBOX=1``). The same client code runs either way: only the transport differs.
     ``options`` go to every adapter's constructor (tests pass a ``sleep`` that does not wait)."""
     from bot.providers.acs import AcsProvider
-    from bot.providers.plivo import PlivoProvider
+    from bot.providers.plivo_numbers import plivo_provider
     from bot.providers.webex import WebexProvider
 
     poll = settings.poll_interval
@@ -45,13 +45,15 @@ def build_providers(
                 SANDBOX_ACS_ACCESS_KEY,
                 transport=httpx.ASGITransport(app=sandbox.acs),
                 poll_interval=poll,
+                api_version=settings.acs_api_version,
                 **common,
             ),
-            "plivo": PlivoProvider(
+            "plivo": plivo_provider(
                 SANDBOX_PLIVO_AUTH_ID,
                 SANDBOX_PLIVO_AUTH_TOKEN,
                 api_url=SANDBOX_PLIVO_API_URL,
                 app_id=settings.plivo_app_id,
+                api=settings.plivo_api,
                 transport=httpx.ASGITransport(app=sandbox.plivo),
                 **common,
             ),
@@ -68,14 +70,18 @@ def build_providers(
     providers = {}
     if settings.acs_connection_string:
         providers["acs"] = AcsProvider.from_connection_string(
-            settings.acs_connection_string.get_secret_value(), poll_interval=poll, **common
+            settings.acs_connection_string.get_secret_value(),
+            poll_interval=poll,
+            api_version=settings.acs_api_version,
+            **common,
         )
     if settings.plivo_auth_id and settings.plivo_auth_token:
-        providers["plivo"] = PlivoProvider(
+        providers["plivo"] = plivo_provider(
             settings.plivo_auth_id,
             settings.plivo_auth_token.get_secret_value(),
             api_url=settings.plivo_api_url,
             app_id=settings.plivo_app_id,
+            api=settings.plivo_api,
             **common,
         )
     if settings.webex_access_token:

@@ -68,6 +68,10 @@ def offer_line(offer: Offer) -> str:
         parts.append(f"setup {money(offer.unit_setup_cost, offer.currency)}")
     if offer.expires_at:
         parts.append(until(offer.expires_at))
+    if offer.ref.get("agree_to_not_resell"):
+        parts.append("do-not-resell agreement required (approving agrees for the organisation)")
+    if offer.ref.get("restriction_text"):
+        parts.append(f"restriction: {offer.ref['restriction_text']}")
     return "  ".join(parts)
 
 
@@ -354,6 +358,11 @@ def cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
     err(f"  ACS_CONNECTION_STRING='endpoint={base}/;accesskey={SANDBOX_ACS_ACCESS_KEY}'")
     err(f"  PLIVO_API_URL={base} PLIVO_AUTH_ID={SANDBOX_PLIVO_AUTH_ID} PLIVO_AUTH_TOKEN={SANDBOX_PLIVO_AUTH_TOKEN}")
     err(f"  WEBEX_API_URL={base}/v1 WEBEX_ACCESS_TOKEN={SANDBOX_WEBEX_TOKEN}")
+    from bot.sandbox.sdk_hints import official_sdk_lines
+
+    err("The official SDKs, in Python:")
+    for line in official_sdk_lines(base):
+        err("  " + line)
     uvicorn.run(combined_app(services), host=args.host, port=args.port, log_level="warning")
     return 0
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -79,10 +79,15 @@ class Settings(BaseSettings):
 
     # Providers
     acs_connection_string: SecretStr | None = Field(None, alias="ACS_CONNECTION_STRING")
+    acs_api_version: str = Field(
+        "2025-06-01", alias="ACS_API_VERSION", pattern=r"^\d{4}-\d{2}-\d{2}(-preview\d*)?$"
+    )
     plivo_auth_id: str | None = Field(None, alias="PLIVO_AUTH_ID")
     plivo_auth_token: SecretStr | None = Field(None, alias="PLIVO_AUTH_TOKEN")
     plivo_app_id: str | None = Field(None, alias="PLIVO_APP_ID")
     plivo_api_url: str = Field("https://api.plivo.com", alias="PLIVO_API_URL")
+    # numbers: the current PhoneNumber API; groups: the AvailableNumberGroup API of the seeds (deprecated 2015).
+    plivo_api: Literal["numbers", "groups"] = Field("numbers", alias="PLIVO_API")
     webex_access_token: SecretStr | None = Field(None, alias="WEBEX_ACCESS_TOKEN")
     webex_org_id: str | None = Field(None, alias="WEBEX_ORG_ID")
     webex_location_id: str | None = Field(None, alias="WEBEX_LOCATION_ID", max_length=36)

@@ -226,7 +226,11 @@ class NumbersService:
         """Webex numbers the caller could take as their primary number."""
         if "webex" not in self.providers:
             raise UsageError("Webex Calling is not enabled here (WEBEX_ACCESS_TOKEN is not set).")
-        query = SearchQuery(country="US", number_type="local", provider="webex", location=location)
+        # The caller's Webex person decides which location's numbers can be theirs.
+        email = await self.directory.email(user)
+        query = SearchQuery(
+            country="US", number_type="local", provider="webex", location=location, requester_email=email
+        )
         return await self._search(user, query, ["webex"])
 
     async def _search(self, user: str, query: SearchQuery, names: list[str]) -> SearchResult:

@@ -40,7 +40,17 @@ from bot.domain.display import both
 from bot.domain.errors import HoldExpired, NumbersError, OutcomeUnknown, ProviderError, ProviderUnavailable, StoreBusy
 from bot.domain.models import NumberRequest, Offer, Operation
 from bot.domain.states import TERMINAL, State
-from bot.providers.base import Done, Failed, InProgress, Job, Provider, ProviderPending, Requester, Step
+from bot.providers.base import (
+    Done,
+    Failed,
+    InProgress,
+    Job,
+    Provider,
+    ProviderPending,
+    Requester,
+    Step,
+    submit_audit_data,
+)
 from bot.services import WORKER_ACTOR, NumbersService, new_offer_id
 from bot.store.db import drive_identity, process_identity
 
@@ -211,6 +221,7 @@ class Worker:
             quantity=request.quantity,
             numbers=request.numbers,
             requester=Requester(user_id=request.requester, email=request.requester_email),
+            approved_by=list(request.approvals) or [a for a in [request.decided_by] if a],
         )
 
     async def start(self, request_id: int) -> None:
@@ -478,7 +489,9 @@ class Worker:
         """Send the spending call, having first recorded that we are about to."""
         if not await self.store.update_operation(op.id, token, last_status="submitting", attempts=op.attempts + 1):
             return None  # lost the lease
-        await self.store.add_event(job.request_id, WORKER_ACTOR, "submitted", f"{job.kind} sent to {op.provider}")
+        await self.store.add_event(
+            job.request_id, WORKER_ACTOR, "submitted", f"{job.kind} sent to {op.provider}", submit_audit_data(job)
+        )
         try:
             return await send(self.service.provider(op.provider), job)
         except (OutcomeUnknown, ProviderUnavailable) as exc:

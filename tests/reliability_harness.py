@@ -259,6 +259,7 @@ class ServedBot:
             "NUMBERS_POLL_INTERVAL": "0.1",
             "NUMBERS_PROVIDER_TIMEOUT": "5",
             "LOG_LEVEL": "INFO",
+            "PLIVO_API": "groups",  # these scenarios were written for the number-group rent
             **env,
         }
         self.process: Process | None = None

@@ -20,6 +20,7 @@ def cli(tmp_path):
         NUMBERS_APPROVERS="UAPPROVER1",
         NUMBERS_POLL_INTERVAL="0.05",
         USER="UREQUESTER",
+        PLIVO_API="groups",  # the Plivo scenarios here rent from number groups
     )
 
     def run(*args, ok=True):

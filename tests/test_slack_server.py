@@ -47,7 +47,9 @@ async def test_acks_do_not_wait_for_slow_providers(slack_bot):
     response, url = await bot.command("search US tollfree 833 via plivo")
     acked = time.monotonic() - started
     assert response.status_code == 200 and response.text.startswith(":mag: Searching US toll-free 833 at Plivo")
-    assert acked < 0.5, f"the slash command took {acked:.2f}s to ack"
+    # The ack came before any provider could have answered (they take 2 s): it did not wait for them.
+    # (How fast acks are is measured by benchmarks/ack_latency.py, not here.)
+    assert acked < 1.5, f"the slash command took {acked:.2f}s to ack"
     posts = await bot.response_to(url, timeout=20)
     assert time.monotonic() - started >= 2.0  # the search itself did wait for the providers
     assert offers_in(posts[-1])

@@ -224,7 +224,8 @@ async def test_prepare_finds_the_requesters_person_by_email(webex, app):
         "email": "Alice@Example.com",
         "replaces": None,
     }
-    bob = await webex.prepare(offer, 1, Requester("U2", "bob@example.com"))
+    london = await offer_for(webex, "+442071838002", "London")
+    bob = await webex.prepare(london, 1, Requester("U2", "bob@example.com"))
     assert bob["replaces"] == "+442071838001"
 
 
@@ -270,12 +271,34 @@ async def test_assignment_changes_only_the_number_and_location(webex, app):
     assert app.count("PUT", PEOPLE_PUT) == 1
 
 
-async def test_assignment_moves_the_person_and_frees_their_old_number(webex, app):
-    job = await approved_job(webex, "+14085550110", "bob@example.com")
-    assert await webex.submit(job) == Done(["+14085550110"])
+async def test_a_number_of_another_location_is_refused_before_approval_with_the_reason(webex, app):
+    offer = await offer_for(webex, "+14085550110")  # San Jose; bob calls from London
+    with pytest.raises(NotAllowed) as info:
+        await webex.prepare(offer, 1, Requester("U2", "bob@example.com"))
+    assert "belongs to the Webex location San Jose" in str(info.value)
+    assert "cannot move a calling user to another location" in str(info.value)
+    assert app.count("PUT", PEOPLE_PUT) == 0
+
+
+async def test_assignment_keeps_the_persons_location_and_frees_their_old_number(webex, app):
+    job = await approved_job(webex, "+442071838005", "bob@example.com", "London")
+    assert await webex.submit(job) == Done(["+442071838005"])
     bob = stored_person(app, "bob@example.com")
-    assert work_number(bob) == "+14085550110" and bob["locationId"] == LOCATION_SAN_JOSE
+    assert work_number(bob) == "+442071838005" and bob["locationId"] == LOCATION_LONDON
     assert "+442071838001" in await listed(webex, LOCATION_LONDON)
+    put = json.loads([r for r in app.requests if r.method == "PUT"][-1].body)
+    assert not set(put) & {"id", "created", "lastModified", "status", "type", "sipAddresses", "invitePending",
+                           "loginEnabled", "timezone", "lastActivity"}
+    assert bob["loginEnabled"] is True  # not sent, kept
+
+
+async def test_a_job_for_another_location_fails_without_a_put(webex, app):
+    """Defence in depth: even a job that got past prepare never moves a calling user."""
+    job = await approved_job(webex, "+442071838006", "bob@example.com", "London")
+    job.ref["person_id"] = stored_person(app, "alice@example.com")["id"]  # alice calls from San Jose
+    step = await webex.submit(job)
+    assert isinstance(step, Failed) and "cannot move a calling user" in step.reason
+    assert app.count("PUT", PEOPLE_PUT) == 0
 
 
 async def test_a_number_taken_meanwhile_fails_with_the_reason_and_sends_no_put(webex, app):
@@ -402,7 +425,8 @@ async def test_put_without_calling_data_leaves_the_calling_fields_alone(raw, app
 @pytest.mark.parametrize(
     "number, location, status, words",
     [
-        ("+442071838001", LOCATION_LONDON, 409, "already assigned"),  # bob's
+        ("+442071838001", LOCATION_SAN_JOSE, 409, "already assigned"),  # bob's
+        ("+14085550101", LOCATION_LONDON, 400, "cannot be changed if a user is already an existing calling user"),
         ("+442071838002", LOCATION_SAN_JOSE, 400, "belongs to location London"),
         ("+15550000000", LOCATION_SAN_JOSE, 400, "does not belong to the organization"),
     ],
@@ -472,3 +496,24 @@ async def test_processes_sharing_a_state_file_see_the_same_assignments(tmp_path,
     assert "+14085550102" not in numbers and "+14085550101" in numbers
     assert len(second.state.items("webex_people")) == 5
     await provider.aclose()
+
+
+# --- the location rule at search time ---------------------------------------------------------
+
+
+async def test_a_known_requester_is_offered_only_numbers_of_their_own_location(webex, app):
+    offers = await webex.search(SearchQuery(country="US", requester_email="bob@example.com"))
+    assert offers and {o.details["location_name"] for o in offers} == {"London"}
+    assert {o.ref["location_id"] for o in offers} == {LOCATION_LONDON}
+    everyone = await webex.search(SearchQuery(country="US"))  # nobody known: every location, as before
+    assert {o.details["location_name"] for o in everyone} == {"London", "San Jose"}
+
+
+async def test_asking_for_another_location_than_ones_own_is_refused_with_the_reason(webex):
+    with pytest.raises(NotAllowed, match="cannot move a calling user to another location"):
+        await webex.search(SearchQuery(country="US", location="San Jose", requester_email="bob@example.com"))
+
+
+async def test_a_requester_without_calling_sees_the_usual_listing(webex):
+    offers = await webex.search(SearchQuery(country="US", location="San Jose", requester_email="carol@example.com"))
+    assert offers and {o.details["location_name"] for o in offers} == {"San Jose"}

@@ -1,4 +1,11 @@
-"""Azure Communication Services (ACS) Phone Numbers, api-version 2021-03-07.
+"""Azure Communication Services (ACS) Phone Numbers, api-version 2025-06-01 by default.
+
+``ACS_API_VERSION`` picks another version the service lists (``2021-03-07``,
+the seed's and the oldest still listed, keeps working). From 2022-12-01 on a
+search result may say ``isAgreementToNotResellRequired``: the purchase of such
+a search must carry ``agreeToNotResell: true`` or the service refuses it, so
+the offer carries ``ref["agree_to_not_resell"]`` and the purchase sends the
+agreement only then (approving the request is the organisation's agreement).
 
 How the real service behaves (``PROVIDERS.md``, recorded traffic beats docs):
 
@@ -64,7 +71,9 @@ from bot.providers.base import (
 log = logging.getLogger(__name__)
 
 PROVIDER = "acs"
-API_VERSION = "2021-03-07"
+API_VERSION = "2025-06-01"  # what the official SDK (1.4.0) sends
+LEGACY_API_VERSION = "2021-03-07"  # the seed's version: no do-not-resell agreement exists there
+_API_VERSION_FORMAT = re.compile(r"\d{4}-\d{2}-\d{2}(-preview\d*)?")
 EMPTY_BODY_HASH = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
 SIGNED_HEADERS = "x-ms-date;host;x-ms-content-sha256"
 
@@ -301,8 +310,12 @@ class AcsProvider:
         sleep: Sleep = asyncio.sleep,
         assignment_type: str = "application",
         now: Callable[[], datetime] | None = None,
+        api_version: str = API_VERSION,
     ):
         endpoint = (endpoint or "").strip()
+        if not _API_VERSION_FORMAT.fullmatch(api_version or ""):
+            raise ConfigError(["the ACS api-version must look like 2025-06-01 (ACS_API_VERSION)"])
+        self.api_version = api_version
         if not re.match(r"^https?://[^/\s]+", endpoint):
             raise ConfigError(["the ACS endpoint must start with https:// and name a host"])
         if assignment_type not in ("application", "person"):
@@ -327,7 +340,7 @@ class AcsProvider:
         return cls(endpoint, key, **kw)
 
     def __repr__(self) -> str:
-        return f"AcsProvider(endpoint={self.endpoint!r})"
+        return f"AcsProvider(endpoint={self.endpoint!r}, api_version={self.api_version!r})"
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -342,7 +355,7 @@ class AcsProvider:
 
     def _api(self, path: str) -> str:
         """A service path with our api-version."""
-        return f"{path}?api-version={API_VERSION}"
+        return f"{path}?api-version={self.api_version}"
 
     def _follow(self, location: str) -> str:
         """The relative path to request for a Location/Operation-Location value.
@@ -357,7 +370,7 @@ class AcsProvider:
         if not path_and_query.startswith("/"):
             path_and_query = "/" + path_and_query
         if "api-version" not in dict(url.params):
-            path_and_query += ("&" if url.query else "?") + f"api-version={API_VERSION}"
+            path_and_query += ("&" if url.query else "?") + f"api-version={self.api_version}"
         return path_and_query
 
     def _operation_path(self, operation_id: str) -> str:
@@ -544,6 +557,11 @@ class AcsProvider:
         }
         if cost is not None and isinstance(cost.get("billingFrequency"), str):
             details["billing_frequency"] = _lower_camel(cost["billingFrequency"])
+        ref: dict[str, Any] = {"search_id": search_id}
+        if result.get("isAgreementToNotResellRequired") is True:
+            # Shown on the offer and the card; the purchase then sends agreeToNotResell: true.
+            ref["agree_to_not_resell"] = True
+            details["agreement_to_not_resell_required"] = True
         return [
             OfferDraft(
                 provider=PROVIDER,
@@ -556,7 +574,7 @@ class AcsProvider:
                 sms=_capability_on(capabilities.get("sms")),
                 voice=_capability_on(capabilities.get("calling")),
                 expires_at=parse_acs_time(result.get("searchExpiresBy")),
-                ref={"search_id": search_id},
+                ref=ref,
                 details=details,
             )
         ]
@@ -573,11 +591,19 @@ class AcsProvider:
             raise ProviderError(PROVIDER, "this request has no ACS search id to purchase")
         return search_id
 
+    def _purchase_body(self, job: Job, search_id: str) -> dict[str, Any]:
+        """``{searchId}``, plus ``agreeToNotResell`` at versions that know it: ``true`` only when the
+        search said the agreement is required (the request's approval is that agreement)."""
+        body: dict[str, Any] = {"searchId": search_id}
+        if self.api_version != LEGACY_API_VERSION:
+            body["agreeToNotResell"] = (job.ref or {}).get("agree_to_not_resell") is True
+        return body
+
     async def submit(self, job: Job) -> Step:
         """Buy the numbers held by the job's search. Sent once; never retried here."""
         search_id = self._search_id(job)
         request = self._client.build_request(
-            "POST", self._api("/availablePhoneNumbers/:purchase"), json={"searchId": search_id}
+            "POST", self._api("/availablePhoneNumbers/:purchase"), json=self._purchase_body(job, search_id)
         )
         try:
             response = await self._client.send(request)
@@ -699,10 +725,9 @@ class AcsProvider:
             raise OutcomeUnknown(
                 PROVIDER, f"the release of {number} could not be confirmed; check the number in the Azure portal"
             ) from None
-        if response.status_code == 204:
-            # Older service versions released at once.
-            return Done(numbers=[number])
         if response.is_success:
+            # 202 names the release operation; so did a recorded 204 (Feb 2021): follow it when named,
+            # and only an answer naming none means the release is already done.
             location = response.headers.get("operation-location")
             operation_id = response.headers.get("operation-id")
             if not location and not operation_id:
@@ -749,4 +774,7 @@ class AcsProvider:
         """A harmless authenticated read: list the numbers the resource owns."""
         numbers = await self.purchased_numbers()
         host = httpx.URL(self.endpoint).host
-        return f"access key accepted by {host}; {len(numbers)} purchased number(s) listed"
+        return (
+            f"access key accepted by {host} at api-version {self.api_version}; "
+            f"{len(numbers)} purchased number(s) listed"
+        )

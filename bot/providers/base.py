@@ -49,6 +49,8 @@ class SearchQuery:
     voice: bool = False
     provider: str | None = None  # "via acs": only this provider
     location: str | None = None  # Webex location name or id (assign)
+    # Whose search it is, when a provider offers per person (Webex: the person's location). Not stored.
+    requester_email: str | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -71,12 +73,14 @@ class SearchQuery:
 class OfferDraft:
     """One thing a user can ask for, as a provider found it.
 
-    ``kind`` is what fulfilling it does: ``purchase`` (ACS), ``rent`` (Plivo) or
-    ``assign`` (Webex). ``numbers`` are E.164 strings (empty for a Plivo group,
-    whose numbers are only known after renting). Costs are per number;
+    ``kind`` is what fulfilling it does: ``purchase`` (ACS; Plivo's PhoneNumber
+    API, one number per offer), ``rent`` (a Plivo number group) or ``assign``
+    (Webex). ``numbers`` are E.164 strings (empty for a Plivo group, whose
+    numbers are only known after renting). Costs are per number;
     ``unit_monthly_cost`` is None when the provider did not say (ACS ``cost: null``).
-    ``ref`` holds the provider's ids needed to fulfil it (``search_id``,
-    ``group_id``, ``number``/``location_id``); ``details`` what a user is shown
+    ``ref`` holds the provider's ids needed to fulfil it (``search_id`` and
+    ``agree_to_not_resell``, ``group_id``, ``number``/``location_id``, Plivo's
+    ``restriction_text``); ``details`` what a user is shown
     (region, prefix, stock, location name, telephony type, …).
     """
 
@@ -113,6 +117,15 @@ class Job:
     quantity: int
     numbers: list[str]
     requester: Requester
+    approved_by: list[str] = field(default_factory=list)  # who approved the request (or the policy)
+
+
+def submit_audit_data(job: Job) -> dict[str, Any]:
+    """What the audit event of a submit records beyond the text: an agreement the submit gives,
+    and who gave it (the approvers; approving such a request is agreeing)."""
+    if job.kind == "purchase" and (job.ref or {}).get("agree_to_not_resell") is True:
+        return {"agreed_to_not_resell": True, "agreed_by": list(job.approved_by)}
+    return {}
 
 
 # --- Steps: what a provider says about a job ---------------------------------

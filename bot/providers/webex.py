@@ -14,6 +14,15 @@ the person. So:
 * ``recover`` reads the person: the PUT is a full replace with the same
   content, so when the number is not there yet submitting again is safe.
 
+Webex's location rule: a person's ``locationId`` "cannot be changed if a user
+is already an existing calling user", and a primary number must come from the
+person's location. So once the requester's person is known (``search`` with
+``query.requester_email``, and always in ``prepare``) only numbers of that
+location are offered or accepted, and the PUT keeps the person's
+``locationId``. The PUT sends only the fields a caller may write: the
+read-only ones (``READ_ONLY_PERSON_FIELDS``, as wxc_sdk leaves them out since
+1.3.0) are dropped, everything else the person has is sent back unchanged.
+
 Throttling follows Webex's contract: ``429`` and ``423`` are waited out per
 ``Retry-After`` (seconds or an HTTP date; 5 s when absent; at most ``max_wait``).
 A throttled request was refused before Webex acted on it, so even the PUT may
@@ -87,6 +96,11 @@ STATUS_MEANINGS: dict[int, str] = {
     504: "an upstream Webex server did not answer in time; a smaller page size (max) may help",
 }
 THROTTLE_STATUSES = (423, 429)
+# What a person PUT must not send (Webex sets them; wxc_sdk's Person.create_update leaves them out).
+READ_ONLY_PERSON_FIELDS = frozenset(
+    ("id", "created", "lastModified", "status", "type", "sipAddresses", "invitePending", "loginEnabled",
+     "timezone", "lastActivity")
+)
 
 
 class WebexProvider:
@@ -132,11 +146,25 @@ class WebexProvider:
     # --- search ---------------------------------------------------------------
 
     async def search(self, query: SearchQuery) -> list[OfferDraft]:
-        """Numbers that can become the caller's primary number; only ``query.location`` matters."""
+        """Numbers that can become the caller's primary number: those of the caller's own location once
+        their Webex person is known (``query.requester_email``), else of ``query.location`` or the configured one."""
         location: dict[str, Any] | None = None
         if query.location:
             location = await self.find_location(query.location)
         location_id = location["id"] if location else self.location_id
+        own = await self._requester_location(query.requester_email)
+        if own is not None:
+            if location is not None and location["id"] != own:
+                try:
+                    yours = (await self.find_location(own)).get("name") or own
+                except NotFound:
+                    yours = own
+                raise NotAllowed(
+                    f"Your Webex Calling location is {yours}, not {location.get('name') or location['id']}, and Webex "
+                    "cannot move a calling user to another location: only numbers of your own location can become "
+                    "your primary number. Search without a location to see them."
+                )
+            location_id = own
         items = await self.available_numbers(location_id=location_id)
         offers: list[OfferDraft] = []
         seen: set[str] = set()
@@ -174,6 +202,14 @@ class WebexProvider:
             doing="listing available numbers",
             scope=SCOPE_NUMBERS_READ,
         )
+
+    async def _requester_location(self, email: str | None) -> str | None:
+        """The location of the requester's calling person, or None when unknown (no e-mail, no person, no calling)."""
+        if not email:
+            return None
+        person = await self._find_person(email)
+        location_id = (person or {}).get("locationId")
+        return location_id if isinstance(location_id, str) and location_id else None
 
     async def find_location(self, wanted: str) -> dict[str, Any]:
         """The location whose id is ``wanted`` or whose name is ``wanted`` (any case)."""
@@ -218,7 +254,19 @@ class WebexProvider:
                 f"The Webex person {requester.email} has no Webex Calling (no calling licence or location), so "
                 "no number can be assigned to it; ask an admin to enable Webex Calling for you first."
             )
-        return {"person_id": person["id"], "email": requester.email, "replaces": _work_number(person)}
+        offered_location = (offer.ref or {}).get("location_id")
+        if offered_location and offered_location != person["locationId"]:
+            where = offer.details.get("location_name") or offered_location
+            raise NotAllowed(
+                f"{offer.numbers[0] if offer.numbers else 'This number'} belongs to the Webex location {where}, "
+                f"but {requester.email} is a calling user of another location, and Webex cannot move a calling "
+                "user to another location. Search again (`assign`) to see the numbers of your own location."
+            )
+        return {
+            "person_id": person["id"],
+            "email": requester.email,
+            "replaces": _work_number(person),
+        }
 
     async def submit(self, job: Job) -> Step:
         number, location_id, person_id = _job_target(job)
@@ -232,7 +280,14 @@ class WebexProvider:
         ]
         if not still_free:
             return Failed(f"{number} is no longer available: it was assigned elsewhere meanwhile")
-        location_id = location_id or ((still_free[0].get("location") or {}).get("id"))
+        number_location = (still_free[0].get("location") or {}).get("id") or location_id
+        person_location = person.get("locationId")
+        if person_location and number_location and number_location != person_location:
+            return Failed(
+                f"{number} belongs to another Webex location than the person's, and Webex cannot move a calling "
+                "user to another location; nothing was changed"
+            )
+        location_id = person_location or number_location
         response = await self._put_person(
             person, _with_work_number(person, number, location_id), doing="assigning the number"
         )
@@ -267,7 +322,7 @@ class WebexProvider:
         kept = [e for e in entries if not _same_number(e.get("value"), number)]
         if len(kept) == len(entries):
             return Done([number], note=f"{person.get('displayName') or person_id} no longer had {number}")
-        body = dict(person)
+        body = writable_person(person)
         body["phoneNumbers"] = kept
         await self._put_person(person, body, doing="removing the number")
         return Done([number])
@@ -548,9 +603,15 @@ def _work_number(person: dict[str, Any]) -> str | None:
     return None
 
 
+def writable_person(person: dict[str, Any]) -> dict[str, Any]:
+    """The person as read, less the fields a PUT must not send."""
+    return {k: v for k, v in person.items() if k not in READ_ONLY_PERSON_FIELDS}
+
+
 def _with_work_number(person: dict[str, Any], number: str, location_id: str | None) -> dict[str, Any]:
-    """The whole person as read, with ``number`` as its work number (other entries kept in place)."""
-    body = dict(person)
+    """The writable person as read, with ``number`` as its work number (other entries kept in place).
+    ``locationId`` is only ever set for a person who has none: a calling user's cannot change."""
+    body = writable_person(person)
     entries = [dict(e) for e in person.get("phoneNumbers") or []]
     work = {"type": "work", "value": number}
     for i, entry in enumerate(entries):
@@ -560,6 +621,6 @@ def _with_work_number(person: dict[str, Any], number: str, location_id: str | No
     else:
         entries.append(work)
     body["phoneNumbers"] = entries
-    if location_id:
+    if location_id and not person.get("locationId"):
         body["locationId"] = location_id
     return body

@@ -20,6 +20,16 @@ What it does, as the real service did in the recordings (``PROVIDERS.md``):
   ``NoAvailableNumbers``; when it holds fewer numbers than asked, the result
   has fewer numbers (the spec: "can be fewer than the desired quantity").
   Neither the spec nor the recordings show the empty case; this is our choice.
+* It accepts the api-versions the live service lists (2021-03-07 to
+  2025-06-01, as in the June 2025 recordings' ``api-supported-versions``).
+  From 2022-12-01 on, a search result says ``isAgreementToNotResellRequired``
+  (true for US and French toll-free, as recorded; false elsewhere) and a
+  purchase of such a search without ``agreeToNotResell: true`` is refused with
+  the service's ``400 BadRequest``. At 2021-03-07 the agreement cannot be
+  expressed, so the sandbox neither reports nor enforces it there (the live
+  service's behaviour at that version is not known).
+* ``set_release_status(204)`` answers a release ``204`` that still names the
+  operation, as a Feb 2021 recording did.
 
 Every bit of mutable state (holds, operations, purchased numbers, knobs)
 lives in ``app.state`` so that CLI processes sharing a sandbox file agree.
@@ -45,7 +55,22 @@ SANDBOX_ACS_ENDPOINT = "https://acs.sandbox.invalid"
 # Public and fixed on purpose: the sandbox is not a secret store.
 SANDBOX_ACS_ACCESS_KEY = "Qdunp77fukdc0EKEHtA212rMUAsYrPtjfsy5TMyJpaetSBmcm/bk1Y79qk9tWQ4VDywSPx+Z1ZCjREtKo5ODHw=="
 
-SUPPORTED_API_VERSIONS = ("2021-03-07", "2022-01-11-preview2", "2022-06-01-preview", "2022-12-01")
+SUPPORTED_API_VERSIONS = (
+    "2021-03-07",
+    "2022-01-11-preview2",
+    "2022-06-01-preview",
+    "2022-12-01",
+    "2023-05-01-preview",
+    "2024-03-01-preview",
+    "2025-02-11",
+    "2025-04-01",
+    "2025-06-01",
+)
+# Versions whose search result and purchase know the do-not-resell agreement.
+AGREEMENT_API_VERSIONS = frozenset(SUPPORTED_API_VERSIONS) - {"2021-03-07", "2022-01-11-preview2", "2022-06-01-preview"}
+# Pools whose purchase needs the agreement: French toll-free (2025-06-01 recording), US toll-free (2023).
+AGREEMENT_REQUIRED = {("US", "tollFree"), ("FR", "tollFree")}
+NOT_RESELL_REFUSAL = "Do not resell agreement was not provided and it is required for this purchase."
 MAX_DATE_SKEW = timedelta(minutes=15)
 MAX_QUANTITY = 20
 MONTHLY_COST = {"geographic": 1.0, "tollFree": 2.0}  # USD per number, as ACS charged in the US
@@ -59,6 +84,7 @@ CATALOGUE: dict[tuple[str, str], dict[str, int]] = {
     ("CA", "tollFree"): {"833": 25, "844": 25, "855": 25, "866": 25, "877": 25, "888": 25},
     ("GB", "geographic"): {"20": 25, "121": 25, "161": 25},
     ("GB", "tollFree"): {"800": 25, "808": 25},
+    ("FR", "tollFree"): {"805": 25},
 }
 # GB numbers come from Ofcom's ranges for drama (never assigned to anyone).
 _GB_MIDDLE = {"20": "7946", "121": "496", "161": "496", "800": "157", "808": "157"}
@@ -79,6 +105,8 @@ def pool_numbers(country: str, area_code: str, stock: int) -> list[str]:
     """The E.164 numbers of one pool, in a fixed order."""
     if country in ("US", "CA"):
         return [f"+1{area_code}555{100 + i:04d}" for i in range(stock)]  # 555-01xx: fictional
+    if country == "FR":
+        return [f"+33{area_code}99{i:04d}" for i in range(stock)]
     middle = _GB_MIDDLE[area_code]
     width = 10 - len(area_code) - len(middle)
     return [f"+44{area_code}{middle}{i:0{width}d}" for i in range(stock)]
@@ -159,6 +187,12 @@ class AcsSandbox(SandboxApp):
     def set_retry_after(self, seconds: float | None) -> None:
         """Operation GETs carry ``Retry-After: seconds`` (the real service sent none)."""
         self.state.put(_KNOBS, "retry_after", seconds)
+
+    def set_release_status(self, status: int) -> None:
+        """Answer releases ``202`` (default) or ``204`` with the same operation headers (Feb 2021 traffic)."""
+        if status not in (202, 204):
+            raise ValueError("status must be 202 or 204")
+        self.state.put(_KNOBS, "release_status", status)
 
     def set_value_case(self, style: str) -> None:
         """``capitalised`` (2021 traffic: ``Succeeded``, ``TollFree``) or ``camel`` (2022: ``succeeded``)."""
@@ -350,6 +384,7 @@ class AcsSandbox(SandboxApp):
             "cost": {"amount": MONTHLY_COST[number_type], "currencyCode": "USD", "billingFrequency": "monthly"},
             "searchExpiresBy": acs_timestamp(expires),
             "state": "held" if numbers else "empty",
+            "agreement_required": (country, number_type) in AGREEMENT_REQUIRED,
         }
         self.state.put(_SEARCHES, search_id, search)
         for number in numbers:
@@ -383,7 +418,7 @@ class AcsSandbox(SandboxApp):
         operation = self.state.get(_OPERATIONS, f"search_{search_id}")
         if operation is None or not operation["done"] or operation["outcome"] != "succeeded":
             return _error(404, "NotFound", f"Search {search_id} has no results (yet).")
-        return Response.json({
+        result = {
             "searchId": search_id,
             "phoneNumbers": search["phoneNumbers"],
             "phoneNumberType": self._case(search["phoneNumberType"]),
@@ -391,7 +426,10 @@ class AcsSandbox(SandboxApp):
             "capabilities": search["capabilities"],
             "cost": search["cost"],
             "searchExpiresBy": search["searchExpiresBy"],
-        })
+        }
+        if request.query["api-version"] in AGREEMENT_API_VERSIONS:
+            result["isAgreementToNotResellRequired"] = bool(search.get("agreement_required"))
+        return Response.json(result)
 
     # --- purchase -------------------------------------------------------------------------------
 
@@ -418,6 +456,12 @@ class AcsSandbox(SandboxApp):
             return _error(400, "InvalidInput", f"Search {search_id} holds no numbers to purchase.", "searchId")
         if not search_operation["done"]:
             return _error(400, "InvalidInput", f"Search {search_id} has not completed yet.", "searchId")
+        agreed = body.get("agreeToNotResell", False)
+        if not isinstance(agreed, bool):
+            return _error(400, "InvalidInput", "agreeToNotResell must be a boolean.", "agreeToNotResell")
+        version = request.query["api-version"]
+        if search.get("agreement_required") and version in AGREEMENT_API_VERSIONS and not agreed:
+            return _error(400, "BadRequest", NOT_RESELL_REFUSAL)
 
         failure = self.state.get(_KNOBS, "fail_next_purchase")
         if failure:
@@ -428,10 +472,10 @@ class AcsSandbox(SandboxApp):
         self._new_operation(operation_id, "purchase", search_id, plan,
                             "failed" if failure else "succeeded", error=failure or None)
         search["state"] = "purchasing"
+        search["agreed_to_not_resell"] = agreed
         self.state.put(_SEARCHES, search_id, search)
         for number in search["phoneNumbers"]:
             self.state.put(_NUMBERS, number, {"state": "purchasing", "search_id": search_id})
-        version = request.query["api-version"]
         return Response.empty(202, {
             "Operation-Location": f"/phoneNumbers/operations/{operation_id}?api-version={version}",
             "operation-id": operation_id,
@@ -589,7 +633,7 @@ class AcsSandbox(SandboxApp):
         self._new_operation(operation_id, "release", number, ["running"] * self.release_polls, "succeeded")
         self._set_number_state(number, "releasing")
         version = request.query["api-version"]
-        return Response.empty(202, {
+        return Response.empty(self.state.get(_KNOBS, "release_status", 202), {
             "Operation-Location": f"/phoneNumbers/operations/{operation_id}?api-version={version}",
             "operation-id": operation_id,
             "release-id": release_id,

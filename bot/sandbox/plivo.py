@@ -1,4 +1,5 @@
-"""A simulated Plivo account speaking the legacy number-group API.
+"""A simulated Plivo account speaking the legacy number-group API (the current
+phone-number API is added by ``bot.sandbox.plivo_numbers``).
 
 Routes (all under ``/v1/Account/{auth_id}/``, every path ending in ``/``, HTTP
 Basic auth ``auth_id:auth_token``):
@@ -476,13 +477,16 @@ class PlivoSandboxApp(SandboxApp):
         width = len(group["next_number"])
         serial = int(group["next_number"])
         answered = []
-        for i in range(quantity):
-            number = f"{serial + i:0{width}d}"
-            ok = i < quantity - failing
+        while len(answered) < quantity:
+            number = f"{serial:0{width}d}"
+            serial += 1
+            if self.state.get(NUMBERS, number) is not None:
+                continue  # bought on its own through PhoneNumber/
+            ok = len(answered) < quantity - failing
             answered.append({"number": number, "status": "Success" if ok else "Failed"})
             if ok:
                 self._record_number(request.params["auth_id"], group, number, app_id)
-        group["next_number"] = f"{serial + quantity:0{width}d}"
+        group["next_number"] = f"{serial:0{width}d}"
         group["stock"] -= quantity - failing
         self.state.put(GROUPS, group["group_id"], group)
         return Response.json({"api_id": _api_id(), "message": "created", "numbers": answered, "status": "fulfilled"}, 201)
@@ -521,6 +525,7 @@ class PlivoSandboxApp(SandboxApp):
             if doc["account"] != auth_id:
                 continue
             shown = {k: v for k, v in doc.items() if k not in ("account", "group_id")}
+            shown.setdefault("active", True)
             shown["resource_uri"] = f"/v1/Account/{auth_id}/Number/{number}/"
             mine.append(shown)
         return Response.json(
@@ -547,5 +552,8 @@ def create_plivo_sandbox(
     auth_id: str = SANDBOX_PLIVO_AUTH_ID,
     auth_token: str = SANDBOX_PLIVO_AUTH_TOKEN,
 ) -> SandboxApp:
-    """A simulated Plivo account; see the module docstring for its routes and knobs."""
-    return PlivoSandboxApp(state, clock, auth_id=auth_id, auth_token=auth_token)
+    """A simulated Plivo account with both APIs (this module's group API and
+    ``plivo_numbers``' phone-number API); see the modules' docstrings for routes and knobs."""
+    from bot.sandbox.plivo_numbers import PlivoNumbersSandbox  # it builds on this module
+
+    return PlivoNumbersSandbox(state, clock, auth_id=auth_id, auth_token=auth_token)

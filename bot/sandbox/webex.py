@@ -5,7 +5,9 @@ bearer tokens, the ``{message, errors[{description, errorCode?}], trackingId}``
 error shape echoing the caller's ``TrackingID``, ``Link: <…>; rel="next"``
 paging with absolute URLs, ``429`` + ``Retry-After`` throttling, and a person
 ``PUT`` with full-replace semantics (a field left out is cleared;
-``displayName`` is required). The organisation owns numbers in two locations,
+``displayName`` is required; ``loginEnabled`` and a calling user's
+``locationId`` are kept when left out, and changing a calling user's
+``locationId`` is refused as Webex documents). The organisation owns numbers in two locations,
 San Jose (enough for several pages) and London. A number is available while no
 person has it; that is derived from the people, which live in ``app.state``
 (the only mutable state), so CLI processes sharing a state file agree.
@@ -138,6 +140,10 @@ WRITABLE_FIELDS = (
     "siteUrls",
     "loginEnabled",
 )
+# Writable fields a PUT may leave out without clearing them: the official SDK never sends
+# loginEnabled, and a calling user's locationId cannot change anyway.
+KEPT_WHEN_OMITTED = ("loginEnabled", "locationId")
+LOCATION_LOCKED = "locationId cannot be changed if a user is already an existing calling user."
 CALLING_FIELDS = ("phoneNumbers", "extension", "locationId")
 READ_ONLY_FIELDS = (
     "id",
@@ -431,6 +437,8 @@ class WebexSandbox(SandboxApp):
             return self._error(request, 400, "displayName: may not be empty.", code=7101)
         calling = request.query.get("callingData") == "true"
 
+        if calling and stored.get("locationId") and body.get("locationId") not in (None, stored["locationId"]):
+            return self._error(request, 400, LOCATION_LOCKED)
         updated = {k: stored[k] for k in READ_ONLY_FIELDS if k in stored}
         for field in WRITABLE_FIELDS:
             if not calling and field in CALLING_FIELDS:
@@ -438,6 +446,8 @@ class WebexSandbox(SandboxApp):
                     updated[field] = stored[field]
             elif field in body:
                 updated[field] = body[field]  # full replace: what the body leaves out is cleared
+            elif field in KEPT_WHEN_OMITTED and field in stored:
+                updated[field] = stored[field]
 
         entries = updated.get("phoneNumbers") or []
         if not isinstance(entries, list) or not all(isinstance(e, dict) and e.get("value") for e in entries):

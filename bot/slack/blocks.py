@@ -26,6 +26,7 @@ from slack_sdk.models.blocks import (
     Block,
     ButtonElement,
     CheckboxesElement,
+    ConfirmObject,
     ContextBlock,
     DividerBlock,
     HeaderBlock,
@@ -188,11 +189,49 @@ def button(text: str, action_id: str, value: str, style: str | None = None) -> B
     return ButtonElement(text=PlainTextObject(text=text, emoji=True), action_id=action_id, value=value, style=style)
 
 
+NOT_RESELL_LINE = (
+    ":warning: *Do-not-resell agreement required* — ACS sells these numbers only to an organisation "
+    "that agrees not to resell them; approving gives that agreement."
+)
+
+
+def needs_not_resell_agreement(ref: dict[str, Any] | None) -> bool:
+    """An ACS search that the service sells only with ``agreeToNotResell: true``."""
+    return bool((ref or {}).get("agree_to_not_resell"))
+
+
+def conditions_lines(provider: str, ref: dict[str, Any] | None) -> list[str]:
+    """What the provider requires before it sells: the ACS do-not-resell agreement, a Plivo restriction."""
+    ref = ref or {}
+    lines = [NOT_RESELL_LINE] if needs_not_resell_agreement(ref) else []
+    text = ref.get("restriction_text") or ref.get("restriction")
+    if text:
+        lines.append(f":warning: *{provider_name(provider)} restriction* — {mrkdwn_escape(clip(str(text), 500))}")
+    return lines
+
+
+def not_resell_confirm(request: NumberRequest) -> ConfirmObject | None:
+    """The Approve button's confirm dialog for an ACS purchase that needs the do-not-resell agreement."""
+    if request.kind != "purchase" or not needs_not_resell_agreement(request.ref):
+        return None
+    return ConfirmObject(
+        title="Agree not to resell?",
+        text=(
+            f"Approving request #{request.id} agrees, for the organisation, not to resell these numbers. "
+            "Azure Communication Services requires this agreement to sell them."
+        ),
+        confirm="Approve and agree",
+        deny="Cancel",
+    )
+
+
 def decision_buttons(request: NumberRequest) -> ActionsBlock:
+    approve = button("Approve", ids.ACTION_APPROVE, str(request.id), "primary")
+    approve.confirm = not_resell_confirm(request)
     return ActionsBlock(
         block_id=f"decide:{request.id}",
         elements=[
-            button("Approve", ids.ACTION_APPROVE, str(request.id), "primary"),
+            approve,
             button("Deny", ids.ACTION_DENY, str(request.id), "danger"),
         ],
     )
@@ -230,6 +269,9 @@ def offer_text(offer: Offer, *, now: datetime | None = None) -> str:
         lines.append(cost_text(offer.unit_monthly_cost, offer.quantity, offer.unit_setup_cost, offer.currency, offer.provider))
         if offer.expires_at is not None:
             lines.append(f":hourglass_flowing_sand: {until(offer.expires_at, _now(now))}")
+        if d.get("region") and offer.provider == "plivo":
+            lines.insert(0, mrkdwn_escape(str(d["region"])))
+        lines += conditions_lines(offer.provider, offer.ref)
     elif offer.kind == "rent":
         head.append(f"{d.get('country') or offer.query.country} {kind}")
         if d.get("prefix"):
@@ -423,6 +465,9 @@ def request_sections(
         SectionBlock(fields=fields, block_id=f"about:{request.id}"),
         section("*Justification*\n" + quote(request.justification, SECTION_TEXT_MAX - 40)),
     ]
+    conditions = conditions_lines(request.provider, request.ref) if request.kind == "purchase" else []
+    if conditions:
+        blocks.append(section("\n".join(conditions), block_id=f"conditions:{request.id}"))
     return blocks
 
 
