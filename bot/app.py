@@ -13,6 +13,7 @@ from typing import Any, Callable
 import httpx
 
 from bot.config import Settings
+from bot.domain.errors import ConfigError
 from bot.providers.base import Provider
 from bot.sandbox import SandboxServices
 from bot.services import Directory, Notifier, NumbersService, StaticDirectory
@@ -24,12 +25,15 @@ def build_providers(
     settings: Settings, *, sandbox: SandboxServices | None = None, options: dict[str, Any] | None = None
 ) -> tuple[dict[str, Provider], SandboxServices | None]:
     """Real clients for the providers with credentials; the sandbox services when none have any
-    (or ``NUMBERS_SANDBOX=1``). The same client code runs either way: only the transport differs.
+    (or ``NUMBERS_SANDBOX=1``). A provider whose settings are only partly set raises ``ConfigError``. The same client code runs either way: only the transport differs.
     ``options`` go to every adapter's constructor (tests pass a ``sleep`` that does not wait)."""
     from bot.providers.acs import AcsProvider
     from bot.providers.plivo import PlivoProvider
     from bot.providers.webex import WebexProvider
 
+    problems = settings.provider_problems()
+    if problems:
+        raise ConfigError(problems)
     poll = settings.poll_interval
     common: dict[str, Any] = {"timeout": settings.provider_timeout, **(options or {})}
     if settings.uses_sandbox or sandbox is not None:

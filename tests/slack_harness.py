@@ -33,7 +33,7 @@ from aiohttp import web
 
 from bot.sandbox import SandboxServices
 from bot.sandbox.common import Clock
-from bot.server import create_asgi_app
+from bot.server import create_asgi_app, uvicorn_config
 from bot.slack.blocks import as_text
 
 BOT_TOKEN = "xoxb-1111-2222-slackharnesstoken"
@@ -244,6 +244,11 @@ class RecordingSlack:
             "bot_id": "BNUMBERS01",
             "is_enterprise_install": False,
         }
+
+    def _m_bots_info(self, p: dict[str, Any]) -> dict[str, Any]:
+        if p.get("bot") != "BNUMBERS01":
+            return {"ok": False, "error": "bot_not_found"}
+        return {"ok": True, "bot": {"id": "BNUMBERS01", "deleted": False, "name": "numbers-bot", "app_id": APP_ID, "user_id": BOT_USER}}
 
     def _m_apps_connections_open(self, p: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, "url": self.base.replace("http://", "ws://") + "/socket"}
@@ -557,13 +562,14 @@ def app_home_opened(user: str, tab: str = "home") -> bytes:
 class SlackBot:
     """The real ASGI app under uvicorn on 127.0.0.1, driven with signed Slack requests."""
 
-    def __init__(self, settings: Any, slack: RecordingSlack, sandbox: SandboxServices, clock: Clock, **overrides: Any):
+    def __init__(self, settings: Any, slack: RecordingSlack, sandbox: SandboxServices, clock: Clock, *, limits: dict[str, Any] | None = None, **overrides: Any):
         self.settings = settings
         self.slack = slack
         self.sandbox = sandbox
         self.clock = clock
         self.signer = SlackSigner(SIGNING_SECRET)
         self.app, self.components = create_asgi_app(settings, sandbox=sandbox, clock=clock.now, **overrides)
+        self.limits = limits or {}  # header_timeout=, max_connections= (bot.http_limits)
         self.server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
         self.url = ""
@@ -578,7 +584,7 @@ class SlackBot:
         return self.components.service
 
     async def start(self) -> "SlackBot":
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=0, lifespan="on", log_level="warning")
+        config = uvicorn_config(self.app, host="127.0.0.1", port=0, log_level="warning", **self.limits)
         self.server = uvicorn.Server(config)
         self._task = asyncio.create_task(self.server.serve())
         while not self.server.started:
