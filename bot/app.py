@@ -17,6 +17,7 @@ from bot.domain.errors import ConfigError
 from bot.providers.base import Provider
 from bot.sandbox import SandboxServices
 from bot.services import Directory, Notifier, NumbersService, StaticDirectory
+from bot.store.check import open_store
 from bot.store.db import Store, utcnow
 from bot.worker import Worker
 
@@ -120,9 +121,10 @@ def build(
     store: Store | None = None,
     provider_options: dict[str, Any] | None = None,
 ) -> Components:
-    store = store or Store(settings.db_path, clock=clock)
     if providers is None:
         providers, sandbox = build_providers(settings, sandbox=sandbox, options=provider_options)
+    # A store that cannot be used stops here with one line naming NUMBERS_DB, not a traceback.
+    store = store or open_store(settings.db_path, clock=clock)
     service = NumbersService(
         store,
         providers,

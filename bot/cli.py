@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
-from bot.config import Settings, load_settings
+from bot.config import SANDBOX_NOTICE, Settings, load_settings
 from bot.domain.commands import parse_request_id, parse_search
 from bot.domain.display import both, until
 from bot.domain.errors import ConfigError, NumbersError, UsageError
@@ -101,14 +101,30 @@ def caller(args: argparse.Namespace) -> str:
     return args.as_user or os.environ.get("USER") or getpass.getuser()
 
 
-async def with_components(settings: Settings, fn):
+async def with_components(settings: Settings, fn, *, announce_sandbox: bool = True):
     from bot.app import build
 
     components = build(settings, notifier=TerminalNotifier())
+    if components.sandbox is not None and announce_sandbox:
+        # The terminal keeps the sandbox as its default for trying things out; it never does so silently.
+        err(f"numbers-bot: {SANDBOX_NOTICE.lower()} — simulated providers (set provider credentials to use real ones)")
     try:
         return await fn(components)
     finally:
         await components.aclose()
+
+
+def search_text(result, empty: str) -> str:
+    """Offers, then each provider that failed on its own line: a failure is never "no numbers found"."""
+    lines = [offer_line(o) for o in result.offers]
+    if not lines and not result.every_provider_failed:
+        lines.append(empty)
+    lines += result.problems
+    return "\n".join(lines)
+
+
+def search_exit(result) -> int:
+    return 1 if result.every_provider_failed else 0
 
 
 async def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
@@ -117,11 +133,8 @@ async def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     async def run(c):
         err(f"searching {', '.join(c.service.searchable_providers(query))}…")
         result = await c.service.search(caller(args), query)
-        for p in result.problems:
-            err(f"warning: {p}")
-        human = "\n".join(offer_line(o) for o in result.offers) or "No numbers found; try another area code or type."
-        emit(args, result.to_json(), human)
-        return 0
+        emit(args, result.to_json(), search_text(result, "No numbers found; try another area code or type."))
+        return search_exit(result)
 
     return await with_components(settings, run)
 
@@ -129,10 +142,8 @@ async def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_assign(args: argparse.Namespace, settings: Settings) -> int:
     async def run(c):
         result = await c.service.assign_search(caller(args), " ".join(args.location) or None)
-        for p in result.problems:
-            err(f"warning: {p}")
-        emit(args, result.to_json(), "\n".join(offer_line(o) for o in result.offers) or "No Webex numbers available.")
-        return 0
+        emit(args, result.to_json(), search_text(result, "No Webex numbers available."))
+        return search_exit(result)
 
     return await with_components(settings, run)
 
@@ -335,7 +346,7 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
                 print(json.dumps(done.to_json(), indent=2, default=str))
             return 0 if done.state == State.FULFILLED else 1
 
-        return await with_components(demo, run)
+        return await with_components(demo, run, announce_sandbox=False)
 
 
 def cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
@@ -369,11 +380,13 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
     from bot.doctor import run_checks
 
-    ok = True
-    for check in await run_checks(settings):
-        ok &= check.ok
-        print(f"{'ok    ' if check.ok else 'FAILED'}  {check.name}: {check.detail}")
-    return 0 if ok else 1
+    checks = await run_checks(settings)
+    emit(
+        args,
+        {"checks": [c.to_json() for c in checks]},
+        "\n".join(f"{'ok    ' if c.ok else 'FAILED'}  {c.name}: {c.detail}" for c in checks),
+    )
+    return 0 if all(c.ok for c in checks) else 1
 
 
 # --- argument parsing ----------------------------------------------------------
@@ -459,8 +472,8 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="run the Slack bot (HTTP on $PORT, or Socket Mode with SLACK_APP_TOKEN)")
     s.set_defaults(run=cmd_serve, json=False)
 
-    s = sub.add_parser("doctor", help="check settings, Slack token, provider credentials and the store")
-    s.set_defaults(run=cmd_doctor, json=False)
+    s = sub.add_parser("doctor", parents=[common], help="check settings, Slack token, provider credentials and the store")
+    s.set_defaults(run=cmd_doctor)
     return p
 
 

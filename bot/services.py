@@ -22,9 +22,19 @@ from typing import Any, Callable, Iterator, Protocol
 
 import phonenumbers
 
+from bot.config import PROVIDER_LABELS, PROVIDER_SETTINGS
 from bot.domain import policy as rules
 from bot.domain.commands import SEARCH_PROVIDERS
-from bot.domain.errors import Conflict, NotAllowed, NotFound, NumbersError, UsageError
+from bot.domain.errors import (
+    Conflict,
+    NotAllowed,
+    NotFound,
+    NumbersError,
+    ProviderAuthError,
+    ProviderError,
+    ProviderUnavailable,
+    UsageError,
+)
 from bot.domain.display import e164
 from bot.domain.models import HeldNumber, NumberRequest, Offer
 from bot.domain.policy import Policy
@@ -84,9 +94,27 @@ class SearchResult:
     offers: list[Offer]
     problems: list[str] = field(default_factory=list)  # per provider, readable
     providers: list[str] = field(default_factory=list)  # asked
+    failures: dict[str, str] = field(default_factory=dict)  # provider → why its search failed (in problems too)
 
-    def to_json(self) -> list[dict[str, Any]]:
-        return [o.to_json() for o in self.offers]
+    @property
+    def every_provider_failed(self) -> bool:
+        """Nothing was searched at all: "no numbers found" would be a lie."""
+        return bool(self.providers) and all(name in self.failures for name in self.providers)
+
+    def outcomes(self) -> list[dict[str, Any]]:
+        """Per provider asked: how many offers, or the reason it failed."""
+        return [
+            {
+                "provider": name,
+                "ok": name not in self.failures,
+                "offers": sum(1 for o in self.offers if o.provider == name),
+                "error": self.failures.get(name),
+            }
+            for name in self.providers
+        ]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"offers": [o.to_json() for o in self.offers], "providers": self.outcomes()}
 
 
 @dataclass
@@ -132,6 +160,22 @@ class CostSummary:
             "committed_this_month": str(self.committed_this_month),
             "budget_left": str(self.budget_left) if self.budget_left is not None else None,
         }
+
+
+def search_failure(provider: str, error: BaseException) -> str:
+    """One line saying why a provider's search failed, apart from "nothing found"."""
+    label = PROVIDER_LABELS.get(provider, provider.title())
+    if isinstance(error, ProviderAuthError):
+        required = PROVIDER_SETTINGS.get(provider, ((), ()))[0]
+        secret = [v for v in required if "TOKEN" in v or "CONNECTION" in v] or list(required)
+        return f"{label}: authentication failed" + (f" (check {' and '.join(secret)})" if secret else "")
+    if isinstance(error, ProviderUnavailable):
+        return f"{label}: unavailable — {error.message}"
+    if isinstance(error, ProviderError):
+        return f"{label}: refused the search — {error.message}"
+    if isinstance(error, NumbersError):
+        return f"{label}: {error}"
+    return f"{label}: the search failed unexpectedly ({type(error).__name__})"
 
 
 def sort_key(offer: Offer) -> tuple[int, Decimal, str]:
@@ -224,15 +268,15 @@ class NumbersService:
         results = await asyncio.gather(*(self.providers[n].search(query) for n in names), return_exceptions=True)
         now = self.clock()
         offers: list[Offer] = []
-        problems: list[str] = []
+        failures: dict[str, str] = {}
         for name, result in zip(names, results):
-            if isinstance(result, NumbersError):
-                problems.append(str(result))
-            elif isinstance(result, BaseException):
-                log.error("search at %s failed", name, exc_info=result)
-                problems.append(f"{name}: the search failed unexpectedly ({type(result).__name__}).")
+            if isinstance(result, BaseException):
+                if not isinstance(result, NumbersError):
+                    log.error("search at %s failed", name, exc_info=result)
+                failures[name] = search_failure(name, result)
             else:
                 offers.extend(Offer.from_draft(new_offer_id(), d, query, user, now) for d in result)
+        problems = list(failures.values())
         offers.sort(key=sort_key)
         self.store.save_offers(
             offers,
@@ -240,7 +284,7 @@ class NumbersService:
             message=f"searched {query.country} {query.number_type} at {', '.join(names)}: {len(offers)} offer(s)",
             data={"query": query.to_dict(), "offers": [o.id for o in offers], "problems": problems},
         )
-        return SearchResult(query=query, offers=offers, problems=problems, providers=names)
+        return SearchResult(query=query, offers=offers, problems=problems, providers=names, failures=failures)
 
     def offer(self, offer_id: str) -> Offer:
         offer = self.store.get_offer(offer_id.strip())
