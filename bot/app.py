@@ -121,10 +121,15 @@ def build(
     store: Store | None = None,
     provider_options: dict[str, Any] | None = None,
 ) -> Components:
-    if providers is None:
-        providers, sandbox = build_providers(settings, sandbox=sandbox, options=provider_options)
-    # A store that cannot be used stops here with one line naming NUMBERS_DB, not a traceback.
+    # A store that cannot be used stops here with one line naming NUMBERS_DB, not a traceback
+    # (before the sandbox puts its own file beside it).
     store = store or open_store(settings.db_path, clock=clock)
+    if providers is None:
+        try:
+            providers, sandbox = build_providers(settings, sandbox=sandbox, options=provider_options)
+        except BaseException:
+            store.close()
+            raise
     service = NumbersService(
         store,
         providers,
