@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from bot.config import SANDBOX_NOTICE, Settings, load_settings
-from bot.domain.commands import parse_request_id, parse_search
+from bot.domain.commands import parse_request_id, parse_search, reason_problem
 from bot.domain.display import both, until
 from bot.domain.errors import ConfigError, NumbersError, UsageError
 from bot.domain.models import NumberRequest, Offer
@@ -148,7 +148,24 @@ async def cmd_assign(args: argparse.Namespace, settings: Settings) -> int:
     return await with_components(settings, run)
 
 
+def checked_reason(text: str, what: str = "reason") -> str:
+    """``--reason`` under the same limit as Slack's forms, refused before anything is opened."""
+    problem = reason_problem(text, what)
+    if problem:
+        raise UsageError(problem)
+    return text
+
+
+def positive_int(text: str) -> int:
+    """``--quantity``: a whole number of at least 1 (0 is refused, never read as "the default")."""
+    if not text.isascii() or not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return int(text)
+
+
 async def cmd_request(args: argparse.Namespace, settings: Settings) -> int:
+    checked_reason(args.reason, "justification")
+
     async def run(c):
         request = await c.service.request(
             caller(args), args.offer_id, args.reason, quantity=args.quantity, email=args.email
@@ -178,6 +195,7 @@ async def cmd_approve(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_deny(args: argparse.Namespace, settings: Settings) -> int:
     request_id = parse_request_id(args.request_id, "deny")
+    checked_reason(args.reason)
 
     async def run(c):
         request = await c.service.deny(request_id, caller(args), args.reason)
@@ -298,6 +316,8 @@ async def cmd_costs(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_release(args: argparse.Namespace, settings: Settings) -> int:
+    checked_reason(args.reason)
+
     async def run(c):
         request = await c.service.request_release(caller(args), " ".join(args.number), args.reason)
         emit(args, request.to_json(), request_text(request))
@@ -414,7 +434,7 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("request", parents=[common], help="request an offer: request <offer id> --reason …")
     s.add_argument("offer_id")
     s.add_argument("--reason", required=True, help="why the numbers are needed (required)")
-    s.add_argument("--quantity", type=int, help="how many (Plivo groups)")
+    s.add_argument("--quantity", type=positive_int, help="how many (Plivo groups); at least 1")
     s.add_argument("--email", help="your e-mail (Webex assignments find your person by it)")
     s.set_defaults(run=cmd_request)
 

@@ -554,9 +554,34 @@ class NumbersService:
         committed = self.store.committed_this_month()
         return CostSummary(rows=rows, budget=budget, committed_this_month=committed)
 
+    def held_e164(self, number: str) -> str:
+        """The E.164 form of ``number`` as the inventory holds it.
+
+        ``+…`` is international. Anything else is read as the bot prints numbers, in their national
+        form (``(415) 243-7047``), with the country of each number in the inventory — never as if its
+        first digits were a country code (``41…`` is Switzerland) — and international without the
+        ``+`` is tried too. Two readings that both name held numbers are ambiguous: say so."""
+        text = number.strip()
+        if text.startswith("+"):
+            return e164(text)
+        readings = {e164("+" + re.sub(r"[^0-9]", "", text))}
+        regions = {phonenumbers.region_code_for_number(phonenumbers.parse(h.number)) for h in self.store.held_numbers(limit=100000)}
+        for region in regions - {None}:
+            try:
+                parsed = phonenumbers.parse(text, region)
+            except phonenumbers.NumberParseException:
+                continue
+            readings.add(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
+        held = sorted(r for r in readings if self.store.held_number(r) is not None)
+        if len(held) > 1:
+            raise UsageError(f"`{text}` could be {' or '.join(held)}; give it with its country code, like {held[0]}.")
+        if held:
+            return held[0]
+        return e164(text)
+
     async def request_release(self, user: str, number: str, reason: str) -> NumberRequest:
         """Ask to give a number back; approved like a purchase, then released at the provider."""
-        wanted = e164(number)
+        wanted = self.held_e164(number)
         if not re.fullmatch(r"\+\d{6,15}", wanted):
             raise UsageError(f"`{number}` is not a phone number; give it as +18332272459 or as listed by `inventory`.")
         held = self.store.held_number(wanted)

@@ -107,6 +107,7 @@ async def open_search_form(deps: SlackDeps, origin: Origin, trigger_id: str | No
 
 async def open_release_form(deps: SlackDeps, origin: Origin, number: str, trigger_id: str | None) -> None:
     """The reason form for a release; who may ask is checked again when it is submitted."""
+    number = deps.service.held_e164(number)  # as typed: national form as the bot prints it, or +…
     held = deps.service.store.held_number(number)
     if held is None:
         raise NotFound(f"{number} is not in the inventory: only numbers obtained through numbers-bot can be released here.")
