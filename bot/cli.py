@@ -13,6 +13,7 @@ import getpass
 import json
 import logging
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any, Sequence
 from bot.config import SANDBOX_NOTICE, Settings, load_settings
 from bot.domain.commands import parse_request_id, parse_search, reason_problem
 from bot.domain.display import both, until
-from bot.domain.errors import ConfigError, NumbersError, UsageError
+from bot.domain.errors import ConfigError, NotAllowed, NumbersError, UsageError
 from bot.domain.models import NumberRequest, Offer
 from bot.domain.policy import money
 from bot.domain.states import State
@@ -30,8 +31,27 @@ from bot.logs import configure_logging
 log = logging.getLogger("numbers-bot")
 
 
+_SLACK_MARKUP = re.compile(r"<([@#!])(?:subteam\^)?([A-Za-z0-9]+)(?:\|([^>]*))?>|<(https?://[^|>]+)\|([^>]+)>|<(https?://[^>]+)>")
+_ENTITIES = {"&lt;": "<", "&gt;": ">", "&amp;": "&"}
+
+
+def plain(text: str) -> str:
+    """Slack markup as a terminal shows it: ``<@U1>`` → ``@U1``, ``<#C1>`` → ``#C1``, ``<url|label>`` → ``label (url)``."""
+
+    def one(m: re.Match[str]) -> str:
+        if m.group(1):
+            sigil = "#" if m.group(1) == "#" else "@"
+            return m.group(3) and f"{sigil}{m.group(3)}" or f"{sigil}{m.group(2)}"
+        if m.group(4):
+            return f"{m.group(5)} ({m.group(4)})"
+        return m.group(6)
+
+    text = _SLACK_MARKUP.sub(one, text)
+    return re.sub(r"&(lt|gt|amp);", lambda m: _ENTITIES[m.group(0)], text)
+
+
 def err(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
+    print(plain(text), file=sys.stderr, flush=True)
 
 
 class TerminalNotifier:
@@ -88,10 +108,12 @@ def request_text(request: NumberRequest, *, events: bool = False) -> str:
 
 
 def emit(args: argparse.Namespace, data: Any, human: str) -> None:
+    """The one ``--json`` contract: with ``--json`` stdout is exactly one JSON document (errors too:
+    ``{"error", "kind"}``); without it, plain text for a terminal. Progress always goes to stderr."""
     if args.json:
         print(json.dumps(data, indent=2, default=str))
     else:
-        print(human)
+        print(plain(human))
 
 
 # --- verbs ------------------------------------------------------------------
@@ -176,16 +198,37 @@ async def cmd_request(args: argparse.Namespace, settings: Settings) -> int:
     return await with_components(settings, run)
 
 
+NO_WAIT_NOTE = (
+    "request #{id} is approved; a running `numbers-bot serve` buys it. If none is running, "
+    "`numbers-bot approve {id}` carries it on from here."
+)
+
+
 async def cmd_approve(args: argparse.Namespace, settings: Settings) -> int:
     request_id = parse_request_id(args.request_id, "approve")
 
     async def run(c):
-        result = await c.service.approve(request_id, caller(args))
-        request = result.request
-        if result.complete and not args.no_wait:
-            request = await c.worker.drain(request_id)
-        elif not result.complete:
-            err(f"approval {result.approvals} of {result.required} counted; waiting for more approvers")
+        user = caller(args)
+        current = c.service.get(request_id)
+        if current.state in (State.APPROVED, State.FULFILLING):
+            # Approved already (by Slack, or `approve --no-wait` with no server): nothing may be driving it.
+            # Carry it on; the store's one-open-operation rule and leases keep it to one purchase even if a
+            # server is driving it too.
+            if not await c.service.is_approver(user):
+                raise NotAllowed(f"Only approvers can carry on request #{request_id}.")
+            if args.no_wait:
+                err(NO_WAIT_NOTE.format(id=request_id))
+            else:
+                err(f"request #{request_id} is already {current.state.value}; carrying it on")
+                await c.worker.drain(request_id)
+        else:
+            result = await c.service.approve(request_id, user)
+            if result.complete and not args.no_wait:
+                await c.worker.drain(request_id)
+            elif result.complete:
+                err(NO_WAIT_NOTE.format(id=request_id))
+            else:
+                err(f"approval {result.approvals} of {result.required} counted; waiting for more approvers")
         request = c.service.get(request_id)
         emit(args, request.to_json(), request_text(request))
         return 0 if request.state not in (State.FAILED, State.NEEDS_ATTENTION) else 1
@@ -509,16 +552,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = asyncio.run(result)
         return int(result or 0)
     except ConfigError as exc:
+        if getattr(args, "json", False):
+            print(json.dumps({"error": str(exc), "kind": type(exc).__name__, "problems": exc.problems}))
         err("numbers-bot cannot start:")
         for problem in exc.problems:
             err(f"  {problem}")
         return 2
     except UsageError as exc:
+        if getattr(args, "json", False):
+            print(json.dumps({"error": plain(str(exc)), "kind": type(exc).__name__}))
         err(f"error: {exc}")
         return 2
     except NumbersError as exc:
         if getattr(args, "json", False):
-            print(json.dumps({"error": str(exc), "kind": type(exc).__name__}))
+            print(json.dumps({"error": plain(str(exc)), "kind": type(exc).__name__}))
         err(f"error: {exc}")
         return 1
     except KeyboardInterrupt:
