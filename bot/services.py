@@ -169,10 +169,11 @@ def search_failure(provider: str, error: BaseException) -> str:
         required = PROVIDER_SETTINGS.get(provider, ((), ()))[0]
         secret = [v for v in required if "TOKEN" in v or "CONNECTION" in v] or list(required)
         return f"{label}: authentication failed" + (f" (check {' and '.join(secret)})" if secret else "")
+    status = f" ({error.status})" if isinstance(error, ProviderError) and error.status else ""
     if isinstance(error, ProviderUnavailable):
-        return f"{label}: unavailable — {error.message}"
+        return f"{label}: unavailable{status} — {error.message}"
     if isinstance(error, ProviderError):
-        return f"{label}: refused the search — {error.message}"
+        return f"{label}: refused the search{status} — {error.message}"
     if isinstance(error, NumbersError):
         return f"{label}: {error}"
     return f"{label}: the search failed unexpectedly ({type(error).__name__})"

@@ -29,7 +29,7 @@ PLIVO_AUTH = "Plivo: authentication failed (check PLIVO_AUTH_TOKEN)"
         ("acs", ProviderAuthError("acs", "Denied", status=401), "ACS: authentication failed (check ACS_CONNECTION_STRING)"),
         ("webex", ProviderAuthError("webex", "expired", status=401), "Webex: authentication failed (check WEBEX_ACCESS_TOKEN)"),
         ("acs", ProviderUnavailable("acs", "connection refused"), "ACS: unavailable — connection refused"),
-        ("plivo", ProviderError("plivo", "invalid pattern", status=400), "Plivo: refused the search — invalid pattern"),
+        ("plivo", ProviderError("plivo", "invalid pattern", status=400), "Plivo: refused the search (400) — invalid pattern"),
         ("webex", NotFound("no such location"), "Webex: no such location"),
         ("acs", RuntimeError("boom"), "ACS: the search failed unexpectedly (RuntimeError)"),
     ],
