@@ -64,12 +64,17 @@ def lifespan_worker(components: Components) -> tuple[Callable[[], Any], Callable
 
 
 def create_asgi_app(
-    settings: Settings, *, gate_options: dict[str, Any] | None = None, **overrides: Any
+    settings: Settings,
+    *,
+    gate_options: dict[str, Any] | None = None,
+    known_installation: Installation | None = None,
+    **overrides: Any,
 ) -> tuple[Callable, Components]:
     """The HTTP app: the gate and Bolt under ``/slack/events``, ``/healthz``, and the worker in the lifespan.
 
     ``overrides`` go to ``bot.app.build`` (``providers=``, ``sandbox=``, ``store=``, ``clock=``), for tests;
-    ``gate_options`` to ``SlackGate`` (``max_body=``, ``body_timeout=``).
+    ``gate_options`` to ``SlackGate`` (``max_body=``, ``body_timeout=``); ``known_installation`` is
+    what ``auth.test`` said already (``serve`` asks before starting), else the lifespan asks.
     Raises ``ConfigError`` naming each missing Slack setting, and a provider setting that is missing.
     """
     settings.require_slack()
@@ -77,7 +82,7 @@ def create_asgi_app(
         settings.require_providers()
     slack_app, components = build_slack(settings, **overrides)
     bolt = AsyncSlackRequestHandler(slack_app, path=EVENTS_PATH)
-    installation = Installation()
+    installation = known_installation or Installation()
 
     async def bolt_answering(scope: dict[str, Any], receive: Callable, send: Callable) -> None:
         await _answered_even_if_unreadable(bolt, scope, receive, send)
@@ -89,13 +94,14 @@ def create_asgi_app(
     async def start() -> None:
         # Learn which workspace and app this is before taking any request: payloads signed for
         # another installation (same signing secret reused, or an org-wide app) are refused.
-        learned = await _learn(slack_app.client)
-        installation.team_id, installation.enterprise_id, installation.app_id = (
-            learned.team_id,
-            learned.enterprise_id,
-            learned.app_id,
-        )
-        installation.known = True
+        if not installation.known:
+            learned = await _learn(slack_app.client)
+            installation.team_id, installation.enterprise_id, installation.app_id = (
+                learned.team_id,
+                learned.enterprise_id,
+                learned.app_id,
+            )
+            installation.known = True
         await start_worker()
 
     async def app(scope: dict[str, Any], receive: Callable, send: Callable) -> None:
@@ -216,7 +222,13 @@ def serve(settings: Settings) -> None:
         log.info("numbers-bot: Socket Mode")
         asyncio.run(run_socket_mode(settings))
         return
-    app, _ = create_asgi_app(settings)
+    # Ask Slack who we are before binding the port: a refused token is one line from the CLI, not a
+    # failed lifespan in uvicorn's log.
+    from bot.slack.app import slack_client
+
+    settings.require_providers()
+    installation = asyncio.run(_learn(slack_client(settings)))
+    app, _ = create_asgi_app(settings, known_installation=installation)
     config = uvicorn_config(app, host="0.0.0.0", port=settings.port, log_level=settings.log_level.lower())
     log.info("numbers-bot: HTTP on port %s, path %s", settings.port, EVENTS_PATH)
     uvicorn.Server(config).run()

@@ -208,3 +208,24 @@ def test_doctor_passes_a_healthy_store(tmp_path):
     shutil.copy(path, tmp_path / "copy.db")
     doctor = run_cli(tmp_path, "doctor", NUMBERS_DB=str(tmp_path / "copy.db"), NUMBERS_SANDBOX=1)
     assert f"ok      store: {tmp_path / 'copy.db'}: quick_check ok, schema v{max(MIGRATIONS)}" in doctor.stdout
+
+
+def test_serve_with_a_token_slack_refuses_says_so_in_one_line(tmp_path):
+    """auth.test before the port is bound: a revoked or mistyped token is one line, not a uvicorn traceback."""
+    import asyncio as aio
+
+    from tests.slack_harness import RecordingSlack
+
+    async def run() -> subprocess.CompletedProcess:
+        slack = await RecordingSlack(token="xoxb-the-right-one").start()
+        try:
+            return await aio.to_thread(
+                run_cli, tmp_path, "serve", **SLACK, SLACK_API_URL=slack.api_url, NUMBERS_SANDBOX=1, PORT=1
+            )
+        finally:
+            await slack.stop()
+
+    proc = aio.run(run())
+    assert proc.returncode == 2, proc.stderr
+    assert "  SLACK_BOT_TOKEN: Slack's auth.test said invalid_auth; the bot cannot tell its workspace" in proc.stderr
+    assert "Traceback" not in proc.stderr and BOT_TOKEN not in proc.stderr
