@@ -173,11 +173,7 @@ class Settings(BaseSettings):
 
     @property
     def has_provider_credentials(self) -> bool:
-        return bool(
-            self.acs_connection_string
-            or (self.plivo_auth_id and self.plivo_auth_token)
-            or self.webex_access_token
-        )
+        return bool(self.configured_providers())
 
     def _is_set(self, env: str) -> bool:
         name = next(n for n, f in type(self).model_fields.items() if f.alias == env)

@@ -144,6 +144,15 @@ async def test_signed_payloads_of_this_installation_pass(slack_bot):
     assert (await bot.slack.wait_for(lambda: bot.slack.of("views.publish"))), "the home tab was published"
 
 
+async def test_slacks_url_verification_names_no_team_and_is_answered(slack_bot):
+    bot = slack_bot
+    body = json.dumps({"token": TOKEN, "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P", "type": "url_verification"}).encode()
+    response = await bot.post(body, headers=signed(bot, body, JSON))
+    assert response.status_code == 200 and "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P" in response.text
+    forged = await bot.post(body, headers={**signed(bot, body, JSON), "X-Slack-Signature": "v0=" + "0" * 64})
+    assert forged.status_code == 401
+
+
 def raw_connect(url: str) -> socket.socket:
     host, port = url.removeprefix("http://").split(":")
     sock = socket.create_connection((host, int(port)), timeout=5)
