@@ -97,6 +97,8 @@ FORGERIES = [
 async def test_requests_slack_did_not_sign_are_refused_with_401_and_change_nothing(slack_bot):
     bot, slack = slack_bot, slack_bot.slack
     request, ts = await request_offer(bot)
+    # The requester's DM follows the card: let the request's own calls end before counting.
+    await slack.wait_for(lambda: slack.dms(REQUESTER), what="the requester's DM")
     before, calls_before, posts_before = snapshot(bot.store), len(slack.calls), len(slack.response_posts())
     tried = 0
     for kind, (body, content_type) in bodies(bot, request.id).items():
