@@ -24,7 +24,7 @@ from bot.domain.errors import ConfigError
 from bot.http_limits import bounded_protocol
 from bot.logs import RedactSecrets, configure_logging
 from bot.slack.app import build_slack
-from bot.slack.gate import Installation, SlackGate, learn_installation
+from bot.slack.gate import Installation, SlackGate, installation_middleware, learn_installation
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +197,13 @@ async def run_socket_mode(settings: Settings, **overrides: Any) -> None:
     assert settings.slack_app_token is not None
     slack_app, components = build_slack(settings, **overrides)
     start, stop = lifespan_worker(components)
+    # No HTTP request for the gate here: the installation is checked as the first middleware instead.
+    try:
+        installation = await _learn(slack_app.client)
+    except BaseException:
+        await components.aclose()
+        raise
+    slack_app.middleware(installation_middleware(installation))  # runs before every listener
     handler = AsyncSocketModeHandler(slack_app, settings.slack_app_token.get_secret_value())
     # A platform stops a process with SIGTERM: end like Ctrl-C, so the worker stops and the store closes cleanly.
     main = asyncio.current_task()

@@ -296,3 +296,39 @@ def test_refusal_log_counts_what_it_did_not_log():
     finally:
         logging.getLogger("bot.slack.gate").removeHandler(handler)
     assert len(records) == 2 and "+4 more" in records[1]
+
+
+async def test_socket_mode_refuses_payloads_for_another_installation(settings_env):
+    """No HTTP request to gate in Socket Mode: the same installation check runs before every listener."""
+    from bot.server import run_socket_mode
+    from tests.slack_harness import APP_TOKEN
+
+    slack = await RecordingSlack().start()
+    settings = bot_settings(settings_env, slack, SLACK_APP_TOKEN=APP_TOKEN, SLACK_SIGNING_SECRET="")
+    clock = Clock()
+    task = asyncio.create_task(run_socket_mode(settings, sandbox=SandboxServices.create(None, clock=clock), clock=clock.now))
+    try:
+        await slack.wait_for(lambda: slack.sockets, timeout=10, what="the Socket Mode connection")
+
+        def command(url: str, **changes) -> dict:
+            form = dict(urllib.parse.parse_qsl(slash_command("mine", user=REQUESTER, response_url=url).decode()))
+            form.update(changes)
+            return form
+
+        foreign_url = slack.response_url("foreign")
+        foreign = await slack.push("slash_commands", command(foreign_url, team_id="TOTHERTEAM"))
+        other_app = await slack.push("slash_commands", command(foreign_url, api_app_id="AOTHERAPP1"))
+        ours_url = slack.response_url("ours")
+        ours = await slack.push("slash_commands", command(ours_url))
+        await bot_answers(slack, ours_url)
+        await slack.wait_for(lambda: foreign in slack.socket_replies and other_app in slack.socket_replies, what="the acks")
+        await slack.wait_for(lambda: ours in slack.socket_replies, what="our ack")
+        assert slack.response_posts(foreign_url) == []
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await slack.stop()
+
+
+async def bot_answers(slack, url):
+    return await slack.wait_for(lambda: slack.response_posts(url), what=f"an answer at {url}")

@@ -32,7 +32,15 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
-__all__ = ["Installation", "RefusalLog", "SlackGate", "learn_installation", "payload_identity"]
+__all__ = [
+    "Installation",
+    "RefusalLog",
+    "SlackGate",
+    "identity_of",
+    "installation_middleware",
+    "learn_installation",
+    "payload_identity",
+]
 
 log = logging.getLogger("bot.slack.gate")
 
@@ -101,6 +109,11 @@ def payload_identity(body: bytes, content_type: str) -> dict[str, str | None]:
             data = json.loads(form["payload"]) if "payload" in form else form
     except (ValueError, KeyError):
         return {}
+    return identity_of(data)
+
+
+def identity_of(data: Any) -> dict[str, str | None]:
+    """``team_id``, ``app_id`` and ``enterprise_id`` of a parsed payload (Socket Mode hands it over parsed)."""
     if not isinstance(data, dict):
         return {}
 
@@ -267,3 +280,20 @@ async def _answer(send: Send, status: int, reason: str) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+def installation_middleware(installation: Installation, refusals: RefusalLog | None = None) -> Callable[..., Any]:
+    """The installation check as Bolt middleware, for Socket Mode (no HTTP request for the gate to see)."""
+    refusals = refusals or RefusalLog()
+
+    async def check(body: dict[str, Any], next: Callable[[], Awaitable[Any]]) -> Any:
+        mismatch = installation.mismatch(identity_of(body or {}))
+        if mismatch:
+            from slack_bolt.response import BoltResponse
+
+            refusals.refused(f"payload for {mismatch}", "socket mode", None)
+            # Acked empty: a Socket Mode envelope that is not acked is sent again, three times.
+            return BoltResponse(status=200, body="")
+        return await next()
+
+    return check
