@@ -57,7 +57,8 @@ SPAN_DAYS = 240
 APPROVERS = ["UAPPROVER1", "UAPPROVER2", "UAPPROVER3"]
 TARGET_MS = 10.0
 
-# Indexes worth considering; each is timed on and off. (name, SQL)
+# Indexes timed off and on. Migrations 3 and 4 create them (they were candidates when this was first
+# run): the timing without them drops them first, and the store is left as the migrations made it.
 CANDIDATE_INDEXES = [
     ("operations_open", "CREATE INDEX operations_open ON operations (next_poll_at) WHERE phase != 'done'"),
     # covers committed_this_month (the budget check on every approval): no table lookups
@@ -311,22 +312,24 @@ def main() -> None:
     store = Store(str(path), clock=lambda: NOW)
     svc = NumbersService(store, {}, Policy(approvers=frozenset(APPROVERS)), directory=StaticDirectory(frozenset(APPROVERS)),
                          clock=lambda: NOW)
+    for name, _ in CANDIDATE_INDEXES:
+        store.db.execute(f"DROP INDEX IF EXISTS {name}")
+    store.db.execute("ANALYZE")
     without = measure_reads(store, svc, info, args.iterations)
     C.one_line("store_scale", "without candidate indexes: " + ", ".join(
         f"{k} {v['median_ms']} ms" for k, v in without.items() if isinstance(v, dict) and "median_ms" in v))
     for _, sql in CANDIDATE_INDEXES:
-        store.db.execute(sql)
+        store.db.execute(sql.replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS", 1))
     store.db.execute("ANALYZE")
     with_idx = measure_reads(store, svc, info, args.iterations)
     C.one_line("store_scale", "with candidate indexes: " + ", ".join(
         f"{k} {v['median_ms']} ms" for k, v in with_idx.items() if isinstance(v, dict) and "median_ms" in v))
-    for name, sql in CANDIDATE_INDEXES:
-        store.db.execute(f"DROP INDEX IF EXISTS {sql.split()[2]}")
     audit = measure_audit(svc, args.audit_days)
     C.one_line("store_scale", f"audit: {audit}")
     store.close()
+    # Judged on the store as it runs: with the indexes the migrations create.
     targets = {
-        k: without[k]["median_ms"] <= TARGET_MS for k in ("mine", "mine_heaviest_user", "pending", "show", "home_render")
+        k: with_idx[k]["median_ms"] <= TARGET_MS for k in ("mine", "mine_heaviest_user", "pending", "show", "home_render")
     }
     targets["audit_streams"] = audit["streams"]
     data = {

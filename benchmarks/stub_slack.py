@@ -109,6 +109,8 @@ class StubSlack:
         if method == "auth.test":
             answer.update(url="https://bench.slack.com/", team="Bench", user="numbers-bot", team_id="T0BENCH01",
                           user_id="UBOTBENCH", bot_id="BBOTBENCH", is_enterprise_install=False)
+        elif method == "bots.info":  # the bot learns its app id at start (payloads' api_app_id is checked)
+            answer.update(bot={"id": "BBOTBENCH", "app_id": "A0BENCH01", "user_id": "UBOTBENCH", "deleted": False})
         elif method == "chat.postMessage":
             channel = str(p.get("channel", ""))
             channel = "D" + channel[1:] if channel[:1] in ("U", "W") else channel

@@ -13,9 +13,11 @@ from typing import Any, Callable
 import httpx
 
 from bot.config import Settings
+from bot.domain.errors import ConfigError
 from bot.providers.base import Provider
 from bot.sandbox import SandboxServices
 from bot.services import Directory, Notifier, NumbersService, StaticDirectory
+from bot.store.check import open_store
 from bot.store.db import Store, utcnow
 from bot.worker import Worker
 
@@ -24,12 +26,15 @@ def build_providers(
     settings: Settings, *, sandbox: SandboxServices | None = None, options: dict[str, Any] | None = None
 ) -> tuple[dict[str, Provider], SandboxServices | None]:
     """Real clients for the providers with credentials; the sandbox services when none have any
-    (or ``NUMBERS_SANDBOX=1``). The same client code runs either way: only the transport differs.
+    (or ``NUMBERS_SANDBOX=1``). A provider whose settings are only partly set raises ``ConfigError``. The same client code runs either way: only the transport differs.
     ``options`` go to every adapter's constructor (tests pass a ``sleep`` that does not wait)."""
     from bot.providers.acs import AcsProvider
     from bot.providers.plivo_numbers import plivo_provider
     from bot.providers.webex import WebexProvider
 
+    problems = settings.provider_problems()
+    if problems:
+        raise ConfigError(problems)
     poll = settings.poll_interval
     common: dict[str, Any] = {"timeout": settings.provider_timeout, **(options or {})}
     if settings.uses_sandbox or sandbox is not None:
@@ -123,9 +128,15 @@ def build(
     store: Store | None = None,
     provider_options: dict[str, Any] | None = None,
 ) -> Components:
-    store = store or Store(settings.db_path, clock=clock, busy_timeout=settings.db_busy_timeout)
+    # A store that cannot be used stops here with one line naming NUMBERS_DB, not a traceback
+    # (before the sandbox puts its own file beside it).
+    store = store or open_store(settings.db_path, clock=clock, busy_timeout=settings.db_busy_timeout)
     if providers is None:
-        providers, sandbox = build_providers(settings, sandbox=sandbox, options=provider_options)
+        try:
+            providers, sandbox = build_providers(settings, sandbox=sandbox, options=provider_options)
+        except BaseException:
+            store.close()
+            raise
     service = NumbersService(
         store,
         providers,

@@ -13,15 +13,16 @@ import getpass
 import json
 import logging
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
-from bot.config import Settings, load_settings
-from bot.domain.commands import parse_request_id, parse_search
+from bot.config import SANDBOX_NOTICE, Settings, load_settings
+from bot.domain.commands import parse_request_id, parse_search, reason_problem
 from bot.domain.display import both, until
-from bot.domain.errors import ConfigError, NumbersError, UsageError
+from bot.domain.errors import ConfigError, NotAllowed, NumbersError, UsageError
 from bot.domain.models import NumberRequest, Offer
 from bot.domain.policy import money
 from bot.domain.states import State
@@ -30,8 +31,27 @@ from bot.logs import configure_logging
 log = logging.getLogger("numbers-bot")
 
 
+_SLACK_MARKUP = re.compile(r"<([@#!])(?:subteam\^)?([A-Za-z0-9]+)(?:\|([^>]*))?>|<(https?://[^|>]+)\|([^>]+)>|<(https?://[^>]+)>")
+_ENTITIES = {"&lt;": "<", "&gt;": ">", "&amp;": "&"}
+
+
+def plain(text: str) -> str:
+    """Slack markup as a terminal shows it: ``<@U1>`` → ``@U1``, ``<#C1>`` → ``#C1``, ``<url|label>`` → ``label (url)``."""
+
+    def one(m: re.Match[str]) -> str:
+        if m.group(1):
+            sigil = "#" if m.group(1) == "#" else "@"
+            return m.group(3) and f"{sigil}{m.group(3)}" or f"{sigil}{m.group(2)}"
+        if m.group(4):
+            return f"{m.group(5)} ({m.group(4)})"
+        return m.group(6)
+
+    text = _SLACK_MARKUP.sub(one, text)
+    return re.sub(r"&(lt|gt|amp);", lambda m: _ENTITIES[m.group(0)], text)
+
+
 def err(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
+    print(plain(text), file=sys.stderr, flush=True)
 
 
 class TerminalNotifier:
@@ -92,10 +112,12 @@ def request_text(request: NumberRequest, *, events: bool = False) -> str:
 
 
 def emit(args: argparse.Namespace, data: Any, human: str) -> None:
+    """The one ``--json`` contract: with ``--json`` stdout is exactly one JSON document (errors too:
+    ``{"error", "kind"}``); without it, plain text for a terminal. Progress always goes to stderr."""
     if args.json:
         print(json.dumps(data, indent=2, default=str))
     else:
-        print(human)
+        print(plain(human))
 
 
 # --- verbs ------------------------------------------------------------------
@@ -105,14 +127,30 @@ def caller(args: argparse.Namespace) -> str:
     return args.as_user or os.environ.get("USER") or getpass.getuser()
 
 
-async def with_components(settings: Settings, fn):
+async def with_components(settings: Settings, fn, *, announce_sandbox: bool = True):
     from bot.app import build
 
     components = build(settings, notifier=TerminalNotifier())
+    if components.sandbox is not None and announce_sandbox:
+        # The terminal keeps the sandbox as its default for trying things out; it never does so silently.
+        err(f"numbers-bot: {SANDBOX_NOTICE.lower()} — simulated providers (set provider credentials to use real ones)")
     try:
         return await fn(components)
     finally:
         await components.aclose()
+
+
+def search_text(result, empty: str) -> str:
+    """Offers, then each provider that failed on its own line: a failure is never "no numbers found"."""
+    lines = [offer_line(o) for o in result.offers]
+    if not lines and not result.every_provider_failed:
+        lines.append(empty)
+    lines += result.problems
+    return "\n".join(lines)
+
+
+def search_exit(result) -> int:
+    return 1 if result.every_provider_failed else 0
 
 
 async def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
@@ -121,11 +159,8 @@ async def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     async def run(c):
         err(f"searching {', '.join(c.service.searchable_providers(query))}…")
         result = await c.service.search(caller(args), query)
-        for p in result.problems:
-            err(f"warning: {p}")
-        human = "\n".join(offer_line(o) for o in result.offers) or "No numbers found; try another area code or type."
-        emit(args, result.to_json(), human)
-        return 0
+        emit(args, result.to_json(), search_text(result, "No numbers found; try another area code or type."))
+        return search_exit(result)
 
     return await with_components(settings, run)
 
@@ -133,15 +168,30 @@ async def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_assign(args: argparse.Namespace, settings: Settings) -> int:
     async def run(c):
         result = await c.service.assign_search(caller(args), " ".join(args.location) or None)
-        for p in result.problems:
-            err(f"warning: {p}")
-        emit(args, result.to_json(), "\n".join(offer_line(o) for o in result.offers) or "No Webex numbers available.")
-        return 0
+        emit(args, result.to_json(), search_text(result, "No Webex numbers available."))
+        return search_exit(result)
 
     return await with_components(settings, run)
 
 
+def checked_reason(text: str, what: str = "reason") -> str:
+    """``--reason`` under the same limit as Slack's forms, refused before anything is opened."""
+    problem = reason_problem(text, what)
+    if problem:
+        raise UsageError(problem)
+    return text
+
+
+def positive_int(text: str) -> int:
+    """``--quantity``: a whole number of at least 1 (0 is refused, never read as "the default")."""
+    if not text.isascii() or not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return int(text)
+
+
 async def cmd_request(args: argparse.Namespace, settings: Settings) -> int:
+    checked_reason(args.reason, "justification")
+
     async def run(c):
         request = await c.service.request(
             caller(args), args.offer_id, args.reason, quantity=args.quantity, email=args.email
@@ -152,16 +202,37 @@ async def cmd_request(args: argparse.Namespace, settings: Settings) -> int:
     return await with_components(settings, run)
 
 
+NO_WAIT_NOTE = (
+    "request #{id} is approved; a running `numbers-bot serve` buys it. If none is running, "
+    "`numbers-bot approve {id}` carries it on from here."
+)
+
+
 async def cmd_approve(args: argparse.Namespace, settings: Settings) -> int:
     request_id = parse_request_id(args.request_id, "approve")
 
     async def run(c):
-        result = await c.service.approve(request_id, caller(args))
-        request = result.request
-        if result.complete and not args.no_wait:
-            request = await c.worker.drain(request_id)
-        elif not result.complete:
-            err(f"approval {result.approvals} of {result.required} counted; waiting for more approvers")
+        user = caller(args)
+        current = await c.service.get(request_id)
+        if current.state in (State.APPROVED, State.FULFILLING):
+            # Approved already (by Slack, or `approve --no-wait` with no server): nothing may be driving it.
+            # Carry it on; the store's one-open-operation rule and leases keep it to one purchase even if a
+            # server is driving it too.
+            if not await c.service.is_approver(user):
+                raise NotAllowed(f"Only approvers can carry on request #{request_id}.")
+            if args.no_wait:
+                err(NO_WAIT_NOTE.format(id=request_id))
+            else:
+                err(f"request #{request_id} is already {current.state.value}; carrying it on")
+                await c.worker.drain(request_id)
+        else:
+            result = await c.service.approve(request_id, user)
+            if result.complete and not args.no_wait:
+                await c.worker.drain(request_id)
+            elif result.complete:
+                err(NO_WAIT_NOTE.format(id=request_id))
+            else:
+                err(f"approval {result.approvals} of {result.required} counted; waiting for more approvers")
         request = await c.service.get(request_id)
         emit(args, request.to_json(), request_text(request))
         return 0 if request.state not in (State.FAILED, State.NEEDS_ATTENTION) else 1
@@ -171,6 +242,7 @@ async def cmd_approve(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_deny(args: argparse.Namespace, settings: Settings) -> int:
     request_id = parse_request_id(args.request_id, "deny")
+    checked_reason(args.reason)
 
     async def run(c):
         request = await c.service.deny(request_id, caller(args), args.reason)
@@ -291,6 +363,8 @@ async def cmd_costs(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_release(args: argparse.Namespace, settings: Settings) -> int:
+    checked_reason(args.reason)
+
     async def run(c):
         request = await c.service.request_release(caller(args), " ".join(args.number), args.reason)
         emit(args, request.to_json(), request_text(request))
@@ -339,7 +413,7 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
                 print(json.dumps(done.to_json(), indent=2, default=str))
             return 0 if done.state == State.FULFILLED else 1
 
-        return await with_components(demo, run)
+        return await with_components(demo, run, announce_sandbox=False)
 
 
 def cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
@@ -378,11 +452,13 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
     from bot.doctor import run_checks
 
-    ok = True
-    for check in await run_checks(settings):
-        ok &= check.ok
-        print(f"{'ok    ' if check.ok else 'FAILED'}  {check.name}: {check.detail}")
-    return 0 if ok else 1
+    checks = await run_checks(settings)
+    emit(
+        args,
+        {"checks": [c.to_json() for c in checks]},
+        "\n".join(f"{'ok    ' if c.ok else 'FAILED'}  {c.name}: {c.detail}" for c in checks),
+    )
+    return 0 if all(c.ok for c in checks) else 1
 
 
 # --- argument parsing ----------------------------------------------------------
@@ -410,7 +486,7 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("request", parents=[common], help="request an offer: request <offer id> --reason …")
     s.add_argument("offer_id")
     s.add_argument("--reason", required=True, help="why the numbers are needed (required)")
-    s.add_argument("--quantity", type=int, help="how many (Plivo groups)")
+    s.add_argument("--quantity", type=positive_int, help="how many (Plivo groups); at least 1")
     s.add_argument("--email", help="your e-mail (Webex assignments find your person by it)")
     s.set_defaults(run=cmd_request)
 
@@ -468,8 +544,8 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="run the Slack bot (HTTP on $PORT, or Socket Mode with SLACK_APP_TOKEN)")
     s.set_defaults(run=cmd_serve, json=False)
 
-    s = sub.add_parser("doctor", help="check settings, Slack token, provider credentials and the store")
-    s.set_defaults(run=cmd_doctor, json=False)
+    s = sub.add_parser("doctor", parents=[common], help="check settings, Slack token, provider credentials and the store")
+    s.set_defaults(run=cmd_doctor)
     return p
 
 
@@ -485,16 +561,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = asyncio.run(result)
         return int(result or 0)
     except ConfigError as exc:
+        if getattr(args, "json", False):
+            print(json.dumps({"error": str(exc), "kind": type(exc).__name__, "problems": exc.problems}))
         err("numbers-bot cannot start:")
         for problem in exc.problems:
             err(f"  {problem}")
         return 2
     except UsageError as exc:
+        if getattr(args, "json", False):
+            print(json.dumps({"error": plain(str(exc)), "kind": type(exc).__name__}))
         err(f"error: {exc}")
         return 2
     except NumbersError as exc:
         if getattr(args, "json", False):
-            print(json.dumps({"error": str(exc), "kind": type(exc).__name__}))
+            print(json.dumps({"error": plain(str(exc)), "kind": type(exc).__name__}))
         err(f"error: {exc}")
         return 1
     except KeyboardInterrupt:

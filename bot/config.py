@@ -47,6 +47,18 @@ WHERE = {
 }
 
 
+# Each provider's settings: those it cannot work without, and those that only mean something with them.
+# A provider with some but not all of its required settings stops start-up (never silently dropped).
+PROVIDER_SETTINGS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "acs": (("ACS_CONNECTION_STRING",), ()),
+    "plivo": (("PLIVO_AUTH_ID", "PLIVO_AUTH_TOKEN"), ("PLIVO_APP_ID",)),
+    "webex": (("WEBEX_ACCESS_TOKEN",), ("WEBEX_ORG_ID", "WEBEX_LOCATION_ID")),
+}
+PROVIDER_LABELS = {"acs": "ACS", "plivo": "Plivo", "webex": "Webex"}
+
+SANDBOX_NOTICE = "Sandbox — nothing is bought"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True)
 
@@ -168,11 +180,46 @@ class Settings(BaseSettings):
 
     @property
     def has_provider_credentials(self) -> bool:
-        return bool(
-            self.acs_connection_string
-            or (self.plivo_auth_id and self.plivo_auth_token)
-            or self.webex_access_token
-        )
+        return bool(self.configured_providers())
+
+    def _is_set(self, env: str) -> bool:
+        name = next(n for n, f in type(self).model_fields.items() if f.alias == env)
+        value = getattr(self, name)
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        return bool(value)
+
+    def configured_providers(self) -> list[str]:
+        """Providers whose required settings are all set."""
+        return [p for p, (required, _) in PROVIDER_SETTINGS.items() if all(self._is_set(e) for e in required)]
+
+    def provider_problems(self) -> list[str]:
+        """One line per provider whose settings are only partly set, naming what is missing."""
+        problems = []
+        for provider, (required, optional) in PROVIDER_SETTINGS.items():
+            present = [e for e in required + optional if self._is_set(e)]
+            missing = [e for e in required if not self._is_set(e)]
+            if present and missing:
+                label = PROVIDER_LABELS.get(provider, provider)
+                problems.append(
+                    f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set, but "
+                    f"{', '.join(present)} {'is' if len(present) == 1 else 'are'}: {label} needs "
+                    f"{' and '.join(required)} (or none of its settings)"
+                )
+        return problems
+
+    def require_providers(self) -> None:
+        """For ``serve``: every provider fully set, and at least one unless the sandbox was asked for."""
+        problems = self.provider_problems()
+        if problems:
+            raise ConfigError(problems)
+        if not self.sandbox and not self.configured_providers():
+            raise ConfigError(
+                [
+                    "no provider is configured: set ACS_CONNECTION_STRING, PLIVO_AUTH_ID and PLIVO_AUTH_TOKEN, "
+                    "or WEBEX_ACCESS_TOKEN; or set NUMBERS_SANDBOX=1 to run on simulated providers (nothing is bought)"
+                ]
+            )
 
     @property
     def uses_sandbox(self) -> bool:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.config import Settings
-from bot.domain.errors import NumbersError
+from bot.config import SANDBOX_NOTICE, Settings
+from bot.domain.errors import ConfigError, NumbersError
 
 
 @dataclass
@@ -13,6 +13,9 @@ class Check:
     name: str
     ok: bool
     detail: str
+
+    def to_json(self) -> dict[str, object]:
+        return {"name": self.name, "ok": self.ok, "detail": self.detail}
 
 
 def mask(secret: str | None) -> str:
@@ -64,11 +67,23 @@ async def _slack_check(settings: Settings) -> Check:
 async def _provider_checks(settings: Settings) -> list[Check]:
     from bot.app import build_providers
 
+    problems = settings.provider_problems()
+    if problems:
+        return [Check("providers", False, "; ".join(problems))]
+    if not settings.sandbox and not settings.configured_providers():
+        return [
+            Check(
+                "providers",
+                False,
+                "none configured, so `serve` will not start: set ACS_CONNECTION_STRING, PLIVO_AUTH_ID and "
+                "PLIVO_AUTH_TOKEN, or WEBEX_ACCESS_TOKEN (or NUMBERS_SANDBOX=1 for simulated providers)",
+            )
+        ]
     providers, sandbox = build_providers(settings)
     checks = []
     label = " (sandbox)" if sandbox is not None else ""
-    if not providers:
-        return [Check("providers", False, "no provider has credentials")]
+    if sandbox is not None:
+        checks.append(Check("providers", True, f"NUMBERS_SANDBOX=1: simulated providers — {SANDBOX_NOTICE.lower()}"))
     for name, provider in providers.items():
         try:
             detail = await provider.check()
@@ -83,17 +98,18 @@ async def _provider_checks(settings: Settings) -> list[Check]:
 
 
 def _store_check(settings: Settings) -> Check:
-    from bot.store.db import Store
-    from bot.store.migrations import current_version
+    from bot.store.check import integrity, open_store
 
     try:
-        store = Store(settings.db_path)
-    except Exception as exc:
-        return Check("store", False, f"{settings.db_path}: {exc}")
+        store = open_store(settings.db_path)
+    except ConfigError as exc:
+        return Check("store", False, str(exc))
     try:
-        version = current_version(store.db)
+        healthy, detail = integrity(store)
+        if not healthy:
+            return Check("store", False, f"NUMBERS_DB={settings.db_path}: {detail}")
         count = store.db.execute("SELECT COUNT(*) FROM requests").fetchone()[0]
         mode = store.db.execute("PRAGMA journal_mode").fetchone()[0]
     finally:
         store.close()
-    return Check("store", True, f"{settings.db_path}: schema v{version}, {count} request(s), journal {mode}")
+    return Check("store", True, f"{settings.db_path}: {detail}, {count} request(s), journal {mode}")

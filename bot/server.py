@@ -20,8 +20,11 @@ from slack_bolt.adapter.asgi.async_handler import AsyncSlackRequestHandler
 
 from bot.app import Components
 from bot.config import Settings
+from bot.domain.errors import ConfigError
+from bot.http_limits import bounded_protocol
 from bot.logs import RedactSecrets, configure_logging
 from bot.slack.app import build_slack
+from bot.slack.gate import Installation, SlackGate, installation_middleware, learn_installation
 
 log = logging.getLogger(__name__)
 
@@ -60,16 +63,46 @@ def lifespan_worker(components: Components) -> tuple[Callable[[], Any], Callable
     return start, stop
 
 
-def create_asgi_app(settings: Settings, **overrides: Any) -> tuple[Callable, Components]:
-    """The HTTP app: Bolt under ``/slack/events``, ``/healthz``, and the worker in the lifespan.
+def create_asgi_app(
+    settings: Settings,
+    *,
+    gate_options: dict[str, Any] | None = None,
+    known_installation: Installation | None = None,
+    **overrides: Any,
+) -> tuple[Callable, Components]:
+    """The HTTP app: the gate and Bolt under ``/slack/events``, ``/healthz``, and the worker in the lifespan.
 
-    ``overrides`` go to ``bot.app.build`` (``providers=``, ``sandbox=``, ``store=``, ``clock=``), for tests.
-    Raises ``ConfigError`` naming each missing Slack setting.
+    ``overrides`` go to ``bot.app.build`` (``providers=``, ``sandbox=``, ``store=``, ``clock=``), for tests;
+    ``gate_options`` to ``SlackGate`` (``max_body=``, ``body_timeout=``); ``known_installation`` is
+    what ``auth.test`` said already (``serve`` asks before starting), else the lifespan asks.
+    Raises ``ConfigError`` naming each missing Slack setting, and a provider setting that is missing.
     """
     settings.require_slack()
+    if "providers" not in overrides:
+        settings.require_providers()
     slack_app, components = build_slack(settings, **overrides)
     bolt = AsyncSlackRequestHandler(slack_app, path=EVENTS_PATH)
-    start, stop = lifespan_worker(components)
+    installation = known_installation or Installation()
+
+    async def bolt_answering(scope: dict[str, Any], receive: Callable, send: Callable) -> None:
+        await _answered_even_if_unreadable(bolt, scope, receive, send)
+
+    secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+    gate = SlackGate(bolt_answering, secret, installation, path=EVENTS_PATH, **(gate_options or {}))
+    start_worker, stop = lifespan_worker(components)
+
+    async def start() -> None:
+        # Learn which workspace and app this is before taking any request: payloads signed for
+        # another installation (same signing secret reused, or an org-wide app) are refused.
+        if not installation.known:
+            learned = await _learn(slack_app.client)
+            installation.team_id, installation.enterprise_id, installation.app_id = (
+                learned.team_id,
+                learned.enterprise_id,
+                learned.app_id,
+            )
+            installation.known = True
+        await start_worker()
 
     async def app(scope: dict[str, Any], receive: Callable, send: Callable) -> None:
         if scope["type"] == "lifespan":
@@ -92,13 +125,7 @@ def create_asgi_app(settings: Settings, **overrides: Any) -> tuple[Callable, Com
             )
             await send({"type": "http.response.body", "body": b"ok\n"})
             return
-        if scope["type"] == "http" and not _timestamp_readable(scope):
-            # Bolt's signature check reads the timestamp with int() and a ValueError there becomes a 500;
-            # a request whose timestamp is not even a number is unsigned: 401, as Bolt answers a bad signature.
-            await send({"type": "http.response.start", "status": 401, "headers": [(b"content-type", b"application/json")]})
-            await send({"type": "http.response.body", "body": b'{"error": "invalid request"}'})
-            return
-        await _answered_even_if_unreadable(bolt, scope, receive, send)
+        await gate(scope, receive, send)
 
     return app, components
 
@@ -127,15 +154,37 @@ async def _answered_even_if_unreadable(bolt: Callable, scope: dict[str, Any], re
         await send({"type": "http.response.body", "body": b'{"error": "invalid request"}'})
 
 
-def _timestamp_readable(scope: dict[str, Any]) -> bool:
-    """False when ``X-Slack-Request-Timestamp`` is there but is not a number (absent is Bolt's to refuse)."""
-    for name, value in scope.get("headers", []):
-        if name.lower() == b"x-slack-request-timestamp":
-            try:
-                int(value.decode("latin-1"))
-            except ValueError:
-                return False
-    return True
+async def _learn(client: Any) -> Installation:
+    from slack_sdk.errors import SlackApiError
+
+    try:
+        return await learn_installation(client)
+    except SlackApiError as exc:
+        error = exc.response.get("error", "an error") if exc.response is not None else "an error"
+        raise ConfigError([f"SLACK_BOT_TOKEN: Slack's auth.test said {error}; the bot cannot tell its workspace"]) from None
+    except Exception as exc:
+        raise ConfigError([f"Slack's auth.test could not be reached ({type(exc).__name__}); check SLACK_API_URL and the network"]) from None
+
+
+def uvicorn_config(app: Callable, *, host: str, port: int, log_level: str = "info", **limits: Any) -> Any:
+    """Uvicorn with the bounds that keep acks flowing: header deadline, connection cap, keep-alive.
+
+    ``limits``: ``header_timeout=``, ``max_connections=`` (``bot.http_limits``)."""
+    import uvicorn
+
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        lifespan="on",
+        log_level=log_level,
+        # No logging config of uvicorn's own: its records go to the root handler, which redacts secrets.
+        log_config=None,
+        proxy_headers=True,
+        http=bounded_protocol(**limits),
+        timeout_keep_alive=5,
+        h11_max_incomplete_event_size=16 * 1024,  # request line and headers; Slack's are a few hundred bytes
+    )
 
 
 async def run_socket_mode(settings: Settings, **overrides: Any) -> None:
@@ -143,9 +192,18 @@ async def run_socket_mode(settings: Settings, **overrides: Any) -> None:
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
     settings.require_slack()
+    if "providers" not in overrides:
+        settings.require_providers()
     assert settings.slack_app_token is not None
     slack_app, components = build_slack(settings, **overrides)
     start, stop = lifespan_worker(components)
+    # No HTTP request for the gate here: the installation is checked as the first middleware instead.
+    try:
+        installation = await _learn(slack_app.client)
+    except BaseException:
+        await components.aclose()
+        raise
+    slack_app.middleware(installation_middleware(installation))  # runs before every listener
     handler = AsyncSocketModeHandler(slack_app, settings.slack_app_token.get_secret_value())
     # A platform stops a process with SIGTERM: end like Ctrl-C, so the worker stops and the store closes cleanly.
     main = asyncio.current_task()
@@ -171,16 +229,13 @@ def serve(settings: Settings) -> None:
         log.info("numbers-bot: Socket Mode")
         asyncio.run(run_socket_mode(settings))
         return
-    app, _ = create_asgi_app(settings)
-    config = uvicorn.Config(
-        app,
-        host="0.0.0.0",
-        port=settings.port,
-        lifespan="on",
-        log_level=settings.log_level.lower(),
-        # No logging config of uvicorn's own: its records go to the root handler, which redacts secrets.
-        log_config=None,
-        proxy_headers=True,
-    )
+    # Ask Slack who we are before binding the port: a refused token is one line from the CLI, not a
+    # failed lifespan in uvicorn's log.
+    from bot.slack.app import slack_client
+
+    settings.require_providers()
+    installation = asyncio.run(_learn(slack_client(settings)))
+    app, _ = create_asgi_app(settings, known_installation=installation)
+    config = uvicorn_config(app, host="0.0.0.0", port=settings.port, log_level=settings.log_level.lower())
     log.info("numbers-bot: HTTP on port %s, path %s", settings.port, EVENTS_PATH)
     uvicorn.Server(config).run()

@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterator, Protocol
 
 import phonenumbers
 
+from bot.config import PROVIDER_LABELS, PROVIDER_SETTINGS
 from bot.domain import policy as rules
 from bot.domain.commands import SEARCH_PROVIDERS
 from bot.domain.errors import (
@@ -31,6 +32,9 @@ from bot.domain.errors import (
     NotFound,
     NumbersError,
     OfferTaken,
+    ProviderAuthError,
+    ProviderError,
+    ProviderUnavailable,
     UsageError,
 )
 from bot.domain.display import e164
@@ -93,9 +97,27 @@ class SearchResult:
     offers: list[Offer]
     problems: list[str] = field(default_factory=list)  # per provider, readable
     providers: list[str] = field(default_factory=list)  # asked
+    failures: dict[str, str] = field(default_factory=dict)  # provider → why its search failed (in problems too)
 
-    def to_json(self) -> list[dict[str, Any]]:
-        return [o.to_json() for o in self.offers]
+    @property
+    def every_provider_failed(self) -> bool:
+        """Nothing was searched at all: "no numbers found" would be a lie."""
+        return bool(self.providers) and all(name in self.failures for name in self.providers)
+
+    def outcomes(self) -> list[dict[str, Any]]:
+        """Per provider asked: how many offers, or the reason it failed."""
+        return [
+            {
+                "provider": name,
+                "ok": name not in self.failures,
+                "offers": sum(1 for o in self.offers if o.provider == name),
+                "error": self.failures.get(name),
+            }
+            for name in self.providers
+        ]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"offers": [o.to_json() for o in self.offers], "providers": self.outcomes()}
 
 
 @dataclass
@@ -141,6 +163,23 @@ class CostSummary:
             "committed_this_month": str(self.committed_this_month),
             "budget_left": str(self.budget_left) if self.budget_left is not None else None,
         }
+
+
+def search_failure(provider: str, error: BaseException) -> str:
+    """One line saying why a provider's search failed, apart from "nothing found"."""
+    label = PROVIDER_LABELS.get(provider, provider.title())
+    if isinstance(error, ProviderAuthError):
+        required = PROVIDER_SETTINGS.get(provider, ((), ()))[0]
+        secret = [v for v in required if "TOKEN" in v or "CONNECTION" in v] or list(required)
+        return f"{label}: authentication failed" + (f" (check {' and '.join(secret)})" if secret else "")
+    status = f" ({error.status})" if isinstance(error, ProviderError) and error.status else ""
+    if isinstance(error, ProviderUnavailable):
+        return f"{label}: unavailable{status} — {error.message}"
+    if isinstance(error, ProviderError):
+        return f"{label}: refused the search{status} — {error.message}"
+    if isinstance(error, NumbersError):
+        return f"{label}: {error}"
+    return f"{label}: the search failed unexpectedly ({type(error).__name__})"
 
 
 def sort_key(offer: Offer) -> tuple[int, Decimal, str]:
@@ -237,15 +276,15 @@ class NumbersService:
         results = await asyncio.gather(*(self.providers[n].search(query) for n in names), return_exceptions=True)
         now = self.clock()
         offers: list[Offer] = []
-        problems: list[str] = []
+        failures: dict[str, str] = {}
         for name, result in zip(names, results):
-            if isinstance(result, NumbersError):
-                problems.append(str(result))
-            elif isinstance(result, BaseException):
-                log.error("search at %s failed", name, exc_info=result)
-                problems.append(f"{name}: the search failed unexpectedly ({type(result).__name__}).")
+            if isinstance(result, BaseException):
+                if not isinstance(result, NumbersError):
+                    log.error("search at %s failed", name, exc_info=result)
+                failures[name] = search_failure(name, result)
             else:
                 offers.extend(Offer.from_draft(new_offer_id(), d, query, user, now) for d in result)
+        problems = list(failures.values())
         offers.sort(key=sort_key)
         await self.store.save_offers(
             offers,
@@ -253,7 +292,7 @@ class NumbersService:
             message=f"searched {query.country} {query.number_type} at {', '.join(names)}: {len(offers)} offer(s)",
             data={"query": query.to_dict(), "offers": [o.id for o in offers], "problems": problems},
         )
-        return SearchResult(query=query, offers=offers, problems=problems, providers=names)
+        return SearchResult(query=query, offers=offers, problems=problems, providers=names, failures=failures)
 
     async def offer(self, offer_id: str) -> Offer:
         offer = await self.store.get_offer(offer_id.strip())
@@ -580,16 +619,42 @@ class NumbersService:
 
     async def may_release(self, user: str, number: str) -> HeldNumber:
         """The held number ``user`` may ask to release (checked again when the form is sent)."""
-        held = await self.store.held_number(e164(number))
+        number = await self.held_e164(number)  # as typed: national form as the bot prints it, or +…
+        held = await self.store.held_number(number)
         if held is None:
             raise NotFound(f"{number} is not in the inventory: only numbers obtained through numbers-bot can be released here.")
         if held.requester != user and not await self.is_approver(user):
             raise NotAllowed(f"Only <@{held.requester}> (who asked for {number}) or an approver can release it.")
         return held
 
+    async def held_e164(self, number: str) -> str:
+        """The E.164 form of ``number`` as the inventory holds it.
+
+        ``+…`` is international. Anything else is read as the bot prints numbers, in their national
+        form (``(415) 243-7047``), with the country of each number in the inventory — never as if its
+        first digits were a country code (``41…`` is Switzerland) — and international without the
+        ``+`` is tried too. Two readings that both name held numbers are ambiguous: say so."""
+        text = number.strip()
+        if text.startswith("+"):
+            return e164(text)
+        readings = {e164("+" + re.sub(r"[^0-9]", "", text))}
+        regions = {phonenumbers.region_code_for_number(phonenumbers.parse(h.number)) for h in await self.store.held_numbers(limit=100000)}
+        for region in regions - {None}:
+            try:
+                parsed = phonenumbers.parse(text, region)
+            except phonenumbers.NumberParseException:
+                continue
+            readings.add(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
+        held = sorted([r for r in readings if await self.store.held_number(r) is not None])
+        if len(held) > 1:
+            raise UsageError(f"`{text}` could be {' or '.join(held)}; give it with its country code, like {held[0]}.")
+        if held:
+            return held[0]
+        return e164(text)
+
     async def request_release(self, user: str, number: str, reason: str) -> NumberRequest:
         """Ask to give a number back; approved like a purchase, then released at the provider."""
-        wanted = e164(number)
+        wanted = await self.held_e164(number)
         if not re.fullmatch(r"\+\d{6,15}", wanted):
             raise UsageError(f"`{number}` is not a phone number; give it as +18332272459 or as listed by `inventory`.")
         held = await self.store.held_number(wanted)

@@ -35,7 +35,7 @@ def cli(tmp_path):
 
 
 def test_whole_flow_from_the_terminal(cli):
-    offers = json.loads(cli("search", "US", "tollfree", "833", "x2", "--json").stdout)
+    offers = json.loads(cli("search", "US", "tollfree", "833", "x2", "--json").stdout)["offers"]
     assert offers, "no offers"
     for o in offers:
         assert {"id", "provider", "numbers", "monthly_cost", "currency", "expires_at"} <= set(o)
@@ -66,7 +66,7 @@ def test_whole_flow_from_the_terminal(cli):
 
 
 def test_plivo_rent_and_regulated_pending_from_the_terminal(cli):
-    groups = json.loads(cli("search", "FR", "local", "via", "plivo", "--json").stdout)
+    groups = json.loads(cli("search", "FR", "local", "via", "plivo", "--json").stdout)["offers"]
     request = json.loads(cli("request", groups[0]["id"], "--reason", "Paris", "--quantity", "2", "--json").stdout)
     done = json.loads(cli("approve", str(request["id"]), "--as", "UAPPROVER1", "--json").stdout)
     assert done["state"] == "provider_pending"
@@ -76,7 +76,7 @@ def test_plivo_rent_and_regulated_pending_from_the_terminal(cli):
 def test_refusals_and_bad_input_from_the_terminal(cli):
     bad = cli("search", "US", "cheap", ok=False)
     assert bad.returncode == 2 and "I don't understand `cheap`" in bad.stderr
-    offers = json.loads(cli("search", "US", "tollfree", "--json").stdout)
+    offers = json.loads(cli("search", "US", "tollfree", "--json").stdout)["offers"]
     acs = next(o for o in offers if o["provider"] == "acs")
     request = json.loads(cli("request", acs["id"], "--reason", "x", "--json").stdout)
     refused = cli("approve", str(request["id"]), "--json", ok=False)  # $USER is not an approver
@@ -90,7 +90,7 @@ def test_refusals_and_bad_input_from_the_terminal(cli):
 
 
 def test_cancel_from_the_terminal(cli):
-    offers = json.loads(cli("search", "US", "local", "206", "via", "acs", "--json").stdout)
+    offers = json.loads(cli("search", "US", "local", "206", "via", "acs", "--json").stdout)["offers"]
     request = json.loads(cli("request", offers[0]["id"], "--reason", "x", "--json").stdout)
     cancelled = json.loads(cli("cancel", str(request["id"]), "--json").stdout)
     assert cancelled["state"] == "cancelled"

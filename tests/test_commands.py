@@ -38,7 +38,8 @@ from bot.providers.base import SearchQuery
         ("inventory", Command("inventory")),
         ("costs", Command("costs")),
         ("release +1 (833) 227-2459", Command("release", number="+18332272459")),
-        ("release 18332272459", Command("release", number="+18332272459")),
+        ("release 18332272459", Command("release", number="18332272459")),  # read against the inventory
+        ("release (415) 243-7047", Command("release", number="4152437047")),
     ],
 )
 def test_understood(text, expected):

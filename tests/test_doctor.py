@@ -17,13 +17,21 @@ def doctor(tmp_path, **env_overrides):
 
 
 def test_doctor_reports_each_check(tmp_path):
-    proc = doctor(tmp_path)
+    proc = doctor(tmp_path, NUMBERS_SANDBOX="1")
     lines = proc.stdout.splitlines()
     assert proc.returncode == 1
     assert any(line.startswith("FAILED  settings:") and "SLACK_BOT_TOKEN is not set" in line for line in lines)
     assert any(line.startswith("FAILED  slack:") for line in lines)
-    for name in ("acs (sandbox)", "plivo (sandbox)", "webex (sandbox)", "store"):
+    for name in ("providers", "acs (sandbox)", "plivo (sandbox)", "webex (sandbox)", "store"):
         assert any(line.startswith(f"ok      {name}:") for line in lines), (name, proc.stdout)
+    assert "nothing is bought" in proc.stdout
+
+
+def test_doctor_without_providers_says_serve_will_not_start(tmp_path):
+    proc = doctor(tmp_path)
+    assert proc.returncode == 1
+    assert "FAILED  providers: none configured, so `serve` will not start" in proc.stdout
+    assert "(sandbox)" not in proc.stdout
 
 
 def test_doctor_masks_secrets(tmp_path):

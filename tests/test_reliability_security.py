@@ -249,6 +249,16 @@ async def test_no_secret_reaches_slack_the_logs_or_the_audit_log(slack_bot, capl
     _, url = await bot.command("mine")
     assert "Something went wrong" in (await bot.response_to(url))[0]["text"]
 
+    # Refused requests (a signing-secret rotation, a forger, an overflowing timestamp): their verification
+    # token and response_url stay out of the log too.
+    leaked_url = slack.response_url("refused")
+    refused_body = slash_command("mine", user=REQUESTER, response_url=leaked_url).replace(b"verificationTokenNotUsed", b"verificationTokenRefused")
+    for headers in (
+        {**bot.signer.headers(refused_body, FORM), "X-Slack-Signature": "v0=" + "a" * 64},
+        {"Content-Type": FORM, "X-Slack-Request-Timestamp": "9" * 400, "X-Slack-Signature": "v0=deadbeef"},
+    ):
+        assert (await bot.post(refused_body, headers=headers)).status_code == 401
+
     seen = [json.dumps(c.params, default=str) + json.dumps(c.answer) for c in slack.calls]
     seen += [json.dumps({k: v for k, v in c.headers.items() if k != "authorization"}) for c in slack.calls]
     seen += [json.dumps(body) for _, body in slack.responses]
@@ -259,5 +269,7 @@ async def test_no_secret_reaches_slack_the_logs_or_the_audit_log(slack_bot, capl
     assert "401" in blob and "boom near" in blob  # the faults happened and were reported
     for secret in (SANDBOX_ACS_ACCESS_KEY, SANDBOX_PLIVO_AUTH_TOKEN, SANDBOX_WEBEX_TOKEN, SIGNING_SECRET, BOT_TOKEN):
         assert secret not in blob, secret
+    assert "refused a request" in caplog.text
+    assert "verificationTokenRefused" not in caplog.text and leaked_url.rsplit("/", 1)[-1] not in caplog.text
     # The bot token travels where it must: the Authorization header of Web API calls, and only there.
     assert all(c.headers.get("authorization") == f"Bearer {BOT_TOKEN}" for c in slack.calls)

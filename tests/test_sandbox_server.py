@@ -76,12 +76,12 @@ def test_real_clients_buy_through_the_served_sandbox(served_sandbox, tmp_path):
         assert proc.returncode == 0, proc.stderr
         return json.loads(proc.stdout)
 
-    offers = cli("search", "US", "tollfree", "844")
+    offers = cli("search", "US", "tollfree", "844")["offers"]
     assert {o["provider"] for o in offers} == {"acs", "plivo"}
     acs = next(o for o in offers if o["provider"] == "acs")
     request = cli("request", acs["id"], "--reason", "over HTTP")
     done = cli("approve", str(request["id"]), "--as", "UAPPROVER1")
     assert done["state"] == "fulfilled" and sorted(done["numbers"]) == sorted(acs["numbers"])
-    webex = cli("assign", "London")
+    webex = cli("assign", "London")["offers"]
     assert webex and all(o["provider"] == "webex" for o in webex)
     assert not (tmp_path / "n.sandbox.db").exists()  # real providers configured: no in-process sandbox

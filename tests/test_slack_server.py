@@ -107,6 +107,13 @@ def test_serve_picks_socket_mode_with_an_app_token(settings_env, monkeypatch):
         chosen.append("socket")
 
     monkeypatch.setattr(server, "run_socket_mode", fake_socket_mode)
+
+    async def known(client):
+        from bot.slack.gate import Installation
+
+        return Installation(team_id="T0NUMBERS", known=True)
+
+    monkeypatch.setattr(server, "_learn", known)  # auth.test before the port is bound: no Slack here
     monkeypatch.setattr("uvicorn.Server.run", lambda self: chosen.append(("http", self.config.port)))
     logging_set_up = []
     # Called directly (not through the CLI), serve() sets up redacting logs itself; recorded, not applied,

@@ -17,6 +17,7 @@ from bot.providers.base import NUMBER_TYPES, SearchQuery
 
 SEARCH_PROVIDERS = ("acs", "plivo")
 MAX_TEXT = 500
+MAX_REASON = 3000  # a justification, a deny or release reason: the longest free text anyone types
 
 USAGE = """\
 *Usage* — `/numbers <verb> …`
@@ -42,8 +43,9 @@ TYPE_WORDS = {
     "national": "national",
 }
 
-_REQUEST_ID = re.compile(r"^#?(?:r-?)?(\d{1,12})$", re.I)
-_QUANTITY = re.compile(r"^x(\d{1,6})$", re.I)
+# [0-9], never \d: \d is any Unicode digit (٨٣٣), which no provider reads as an area code.
+_REQUEST_ID = re.compile(r"^#?(?:r-?)?([0-9]{1,12})$", re.I)
+_QUANTITY = re.compile(r"^x([0-9]{1,6})$", re.I)
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,15 @@ class Command:
 
 def usage_error(message: str) -> UsageError:
     return UsageError(message, usage=USAGE)
+
+
+def reason_problem(text: str, what: str = "reason") -> str | None:
+    """What is wrong with a free-text reason, or None: it must say something and stay under ``MAX_REASON``."""
+    if not text or not text.strip():
+        return f"The {what} is empty; say why."
+    if len(text) > MAX_REASON:
+        return f"The {what} is {len(text)} characters; at most {MAX_REASON}."
+    return None
 
 
 def parse_request_id(word: str | None, verb: str) -> int:
@@ -90,7 +101,7 @@ def parse_search(words: list[str]) -> SearchQuery:
             if number_type is not None:
                 raise usage_error(f"Give one number type, not `{number_type}` and `{low}`.")
             number_type = TYPE_WORDS[low]
-        elif re.fullmatch(r"\+?\d+", word):
+        elif re.fullmatch(r"\+?[0-9]+", word):
             if prefix is not None:
                 raise usage_error(f"Give one area code or prefix, not `{prefix}` and `{word}`.")
             digits = word.lstrip("+")
@@ -157,9 +168,11 @@ def parse(text: str | None) -> Command:
         number = " ".join(rest)
         if not number:
             raise usage_error("`release` needs the number, e.g. `/numbers release +18332272459`.")
-        if not re.fullmatch(r"\+?[\d\s().-]{6,24}", number) or len(re.sub(r"\D", "", number)) < 6:
-            raise usage_error(f"`{number}` is not a phone number; write it like +18332272459.")
-        return Command("release", number="+" + re.sub(r"\D", "", number))
+        if not re.fullmatch(r"\+?[0-9\s().-]{6,24}", number) or len(re.sub(r"[^0-9]", "", number)) < 6:
+            raise usage_error(f"`{number}` is not a phone number; write it like +18332272459 or (833) 227-2459.")
+        # Without a +, the number is read later against the inventory, in its national form.
+        digits = re.sub(r"[^0-9]", "", number)
+        return Command("release", number=("+" + digits) if number.startswith("+") else digits)
     if verb in ("mine", "pending", "help", "inventory", "costs"):
         if rest:
             raise usage_error(f"`{verb}` takes nothing after it (got `{' '.join(rest)}`).")
@@ -173,7 +186,7 @@ def parse(text: str | None) -> Command:
             raise usage_error(f"`audit` takes at most a number of days (got `{' '.join(rest)}`).")
         days = 30
         if rest:
-            if not re.fullmatch(r"\d{1,4}", rest[0]) or not 1 <= int(rest[0]) <= 3660:
+            if not re.fullmatch(r"[0-9]{1,4}", rest[0]) or not 1 <= int(rest[0]) <= 3660:
                 raise usage_error(f"`{rest[0]}` is not a number of days between 1 and 3660, e.g. `/numbers audit 7`.")
             days = int(rest[0])
         return Command("audit", days=days)

@@ -25,7 +25,7 @@ from bot.slack.origin import Origin, tell
 
 log = logging.getLogger(__name__)
 
-_REQUEST_ID = re.compile(r"^\d{1,12}$")
+_REQUEST_ID = re.compile(r"^[0-9]{1,12}$")  # ASCII: int() would read any Unicode digit
 
 
 def clicked(body: dict[str, Any]) -> str:

@@ -41,7 +41,7 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.config import Settings
+from bot.config import SANDBOX_NOTICE, Settings
 from bot.domain.commands import NUMBER_TYPE_LABELS, SEARCH_PROVIDERS, USAGE
 from bot.domain.display import both, mrkdwn_escape, total_text, until
 from bot.domain.models import Event, HeldNumber, NumberRequest, Offer
@@ -314,22 +314,39 @@ def search_title(result: SearchResult) -> str:
     return search_title_for(result.query, result.providers)
 
 
+def sandboxed(message: Message, settings: Settings) -> Message:
+    """``message`` marked as coming from the simulated providers, when they are in use: nothing was bought."""
+    if not settings.uses_sandbox:
+        return message
+    return Message(
+        text=message.text,
+        blocks=[*message.blocks, context(f":test_tube: *{SANDBOX_NOTICE}*: numbers-bot runs on simulated providers here.")],
+    )
+
+
 def offers_message(result: SearchResult, settings: Settings, *, now: datetime | None = None) -> Message:
     """The ephemeral answer to a search: cheapest first, each offer with a Request button."""
     offers = result.offers
     title = search_title(result)
     blocks: list[Block] = [section(f"*{plural(len(offers), 'offer')}* — {title}" + (" — cheapest first" if len(offers) > 1 else ""))]
-    if result.problems:
+    if result.every_provider_failed:
+        blocks.append(
+            section(
+                ":x: *No provider could be searched* — this is not an empty result:\n"
+                + "\n".join(mrkdwn_escape(p) for p in result.problems)
+            )
+        )
+    elif result.problems:
         blocks.append(section(":warning: " + "\n".join(mrkdwn_escape(p) for p in result.problems)))
-    if not offers:
+    if not offers and not result.every_provider_failed:
         blocks.append(
             section(
                 "Nothing found. Try another area code or prefix, another number type (`local`, `tollfree`, "
                 "`national`), fewer numbers, or leave out `sms`/`voice`."
             )
         )
-    # One block per offer; keep one slot for the "N more" note.
-    room = MAX_MESSAGE_BLOCKS - len(blocks) - 1
+    # One block per offer; keep one slot for the "N more" note and one for the sandbox notice.
+    room = MAX_MESSAGE_BLOCKS - len(blocks) - 2
     shown = offers[:room]
     for offer in shown:
         blocks.append(
@@ -351,9 +368,11 @@ def offers_message(result: SearchResult, settings: Settings, *, now: datetime | 
         cheapest = offers[0]
         price = money(cheapest.unit_monthly_cost, cheapest.currency) if cheapest.unit_monthly_cost is not None else "unknown"
         text = f"{plural(len(offers), 'offer')} for {title}; cheapest {price}/month at {provider_name(cheapest.provider)}"
+    elif result.every_provider_failed:
+        text = f"The search for {title} failed: " + "; ".join(result.problems)
     else:
         text = f"No offers for {title}"
-    return Message(text=text, blocks=blocks)
+    return sandboxed(Message(text=text, blocks=blocks), settings)
 
 
 # --- requests ---------------------------------------------------------------------------
@@ -491,7 +510,7 @@ def card_message(
     text = f"Request #{request.id} from {who(request.requester)}: {what_text(request)}, " + total_text(
         request.unit_monthly_cost, request.quantity, request.currency
     ) + f" — {DESCRIBED[request.state]}"
-    return Message(text=text, blocks=blocks)
+    return sandboxed(Message(text=text, blocks=blocks), settings)
 
 
 def requests_message(
@@ -662,7 +681,7 @@ def dm_message(
         body = f"Your {rid} is {DESCRIBED[request.state]}."
     if link and what != "created":
         body += f" <{link}|See the card.>"
-    return note(body)
+    return sandboxed(note(body), settings)
 
 
 def thread_message(request: NumberRequest, what: str, settings: Settings, *, text: str | None = None) -> Message:

@@ -8,9 +8,9 @@ most; provider searches take longer) and answered when done.
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
+
+import httpx
 
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
@@ -19,6 +19,7 @@ from bot.domain.commands import Command, parse
 from bot.domain.errors import NotAllowed, NotFound, NumbersError, UsageError
 from bot.slack import blocks, ids
 from bot.slack.actions import open_modal
+from bot.slack.audit_upload import spool_csv, upload_file
 from bot.slack.deps import SlackDeps
 from bot.slack.failures import answered
 from bot.slack.notifier import slack_error
@@ -116,25 +117,31 @@ async def open_release_form(deps: SlackDeps, origin: Origin, number: str, trigge
 
 
 async def upload_audit(deps: SlackDeps, origin: Origin, days: int) -> None:
-    """The audit CSV as a file in the approver's DM with the bot (``files_upload_v2``)."""
-    lines = await deps.service.audit_csv(origin.user, days)
-    data = "".join(lines)
-    events = max(0, sum(1 for _ in csv.reader(io.StringIO(data))) - 1)
+    """The audit CSV as a file in the approver's DM with the bot, streamed (``bot.slack.audit_upload``)."""
+    spooled = await spool_csv(await deps.service.audit_csv(origin.user, days))
+    events = spooled.rows
     stamp = deps.clock().strftime("%Y%m%d-%H%M")
     try:
         opened = await deps.client.conversations_open(users=origin.user)
         channel = opened["channel"]["id"]
-        await deps.client.files_upload_v2(
+        await upload_file(
+            deps.client,
+            spooled,
             channel=channel,
-            content=data.encode("utf-8"),
             filename=f"numbers-audit-{days}d-{stamp}.csv",
             title=f"numbers-bot audit log, last {blocks.plural(days, 'day')}",
             initial_comment=f"The audit log of the last {blocks.plural(days, 'day')}: {blocks.plural(events, 'event')}.",
         )
+    except httpx.HTTPError as exc:
+        log.error("audit upload for %s failed: %s", origin.user, type(exc).__name__)
+        await tell(deps, origin, blocks.note(":warning: The audit file could not be sent to Slack; try again later."))
+        return
     except SlackApiError as exc:
         log.error("audit upload for %s failed: %s", origin.user, slack_error(exc))
         await tell(deps, origin, blocks.note(f":warning: Slack refused the audit file ({slack_error(exc)}); try again later."))
         return
+    finally:
+        spooled.file.close()
     await tell(
         deps,
         origin,

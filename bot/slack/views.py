@@ -16,7 +16,7 @@ from typing import Any
 import phonenumbers
 from slack_bolt.async_app import AsyncApp
 
-from bot.domain.commands import NUMBER_TYPE_LABELS, SEARCH_PROVIDERS
+from bot.domain.commands import MAX_REASON, NUMBER_TYPE_LABELS, SEARCH_PROVIDERS, reason_problem
 from bot.domain.errors import NumbersError
 from bot.providers.base import SearchQuery
 from bot.services import MAX_JUSTIFICATION
@@ -74,12 +74,12 @@ def read_search(view: dict[str, Any], deps: SlackDeps) -> tuple[SearchQuery | No
     if number_type not in NUMBER_TYPE_LABELS:
         errors[ids.INPUT_TYPE] = "Pick local, toll-free or national."
     prefix_text = re.sub(r"[\s()+-]", "", state_value(view, ids.INPUT_PREFIX) or "")
-    if prefix_text and not re.fullmatch(r"\d{1,6}", prefix_text):
+    if prefix_text and not re.fullmatch(r"[0-9]{1,6}", prefix_text):  # ASCII: \d is any Unicode digit
         errors[ids.INPUT_PREFIX] = "Digits only, at most 6 (an area code like 206 or a prefix like 833)."
     capabilities = state_value(view, ids.INPUT_CAPABILITIES) or []
     quantity_text = str(state_value(view, ids.INPUT_QUANTITY) or "1").strip()
     maximum = deps.settings.max_quantity
-    if not re.fullmatch(r"\d{1,6}", quantity_text) or not 1 <= int(quantity_text) <= maximum:
+    if not re.fullmatch(r"[0-9]{1,6}", quantity_text) or not 1 <= int(quantity_text) <= maximum:
         errors[ids.INPUT_QUANTITY] = f"A whole number from 1 to {maximum} (NUMBERS_MAX_QUANTITY)."
     if errors:
         return None, errors
@@ -141,7 +141,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             offer = await deps.service.offer_or_none(offer_id)
             limit = blocks.request_quantity_limit(offer, deps.settings) if offer else deps.settings.max_quantity
             text = str(state_value(view, ids.INPUT_QUANTITY) or "").strip()
-            if not re.fullmatch(r"\d{1,6}", text) or not 1 <= int(text) <= limit:
+            if not re.fullmatch(r"[0-9]{1,6}", text) or not 1 <= int(text) <= limit:
                 errors[ids.INPUT_QUANTITY] = f"A whole number from 1 to {limit}."
             else:
                 quantity = int(text)
@@ -168,6 +168,9 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         if not reason.strip():
             await ack(response_action="errors", errors={ids.INPUT_REASON: "Say why; approvers decide on it."})
             return
+        if reason_problem(reason):
+            await ack(response_action="errors", errors={ids.INPUT_REASON: f"At most {MAX_REASON} characters (this is {len(reason)})."})
+            return
         await ack()
         meta = blocks.read_metadata(view.get("private_metadata"))
         origin = Origin.from_metadata(body["user"]["id"], meta)
@@ -183,6 +186,9 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         reason = state_value(view, ids.INPUT_REASON) or ""
         if not reason.strip():
             await ack(response_action="errors", errors={ids.INPUT_REASON: "Say why; the requester sees it."})
+            return
+        if reason_problem(reason):
+            await ack(response_action="errors", errors={ids.INPUT_REASON: f"At most {MAX_REASON} characters (this is {len(reason)})."})
             return
         await ack()
         meta = blocks.read_metadata(view.get("private_metadata"))
