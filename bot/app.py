@@ -29,6 +29,7 @@ def build_providers(
     from bot.providers.acs import AcsProvider
     from bot.providers.plivo import PlivoProvider
     from bot.providers.webex import WebexProvider
+    from bot.providers.wiring import twilio_and_telnyx
 
     poll = settings.poll_interval
     common: dict[str, Any] = {"timeout": settings.provider_timeout, **(options or {})}
@@ -64,6 +65,7 @@ def build_providers(
                 **common,
             ),
         }
+        providers.update(twilio_and_telnyx(settings, sandbox=sandbox, common=common))
         return providers, sandbox
     providers = {}
     if settings.acs_connection_string:
@@ -86,6 +88,7 @@ def build_providers(
             location_id=settings.webex_location_id,
             **common,
         )
+    providers.update(twilio_and_telnyx(settings, common=common))
     return providers, None
 
 

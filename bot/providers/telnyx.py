@@ -353,6 +353,10 @@ class TelnyxProvider:
             raise self._error(response, cls=OutcomeUnknown)
         exc = self._error(response)
         if response.status_code in (409, 422) and any(w in exc.message.lower() for w in _GONE_WORDS):
+            # Our own earlier order (whose answer was lost) may be what took them: ask before searching again.
+            earlier = await self.recover(job)
+            if earlier is not None:
+                return earlier
             raise self._error(response, cls=HoldExpired)
         raise exc
 

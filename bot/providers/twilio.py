@@ -348,6 +348,12 @@ class TwilioProvider:
         if response.status_code >= 500:
             raise self._error(response, cls=OutcomeUnknown)
         if code == NUMBER_TAKEN:
+            # "Not available" may mean that *we* hold it: our own earlier request, whose answer was
+            # lost, got there first. Then it is bought, not gone; never buy an "equivalent" on top.
+            owned = await self._owned(number)
+            if owned is not None and owned.get("friendly_name") == friendly_name(job.request_id):
+                log.info("twilio: %s is already ours (request %s)", number, job.request_id)
+                return
             raise self._error(response, cls=HoldExpired)
         raise self._error(response)
 
