@@ -191,3 +191,18 @@ async def test_a_hold_that_could_not_be_extended_is_found_out_at_purchase(bot):
     assert "rehold" in [e.kind for e in done.events] and orders(bot) == 1
     assert done.unit_monthly_cost <= offer.unit_monthly_cost
     assert timedelta(0) < bot.clock.now() - request.hold_expires_at
+
+
+async def test_a_resend_refused_because_our_own_order_took_the_numbers_follows_that_order():
+    """The first order's answer was lost and a resend raced it: "no longer available" is our own order."""
+    from bot.providers.base import InProgress, Job, Requester
+    from bot.sandbox.telnyx import SANDBOX_TELNYX_API_KEY
+
+    app = create_telnyx_sandbox()
+    telnyx = TelnyxProvider(SANDBOX_TELNYX_API_KEY, api_url=SANDBOX_TELNYX_API_URL, transport=httpx.ASGITransport(app=app))
+    numbers = (await telnyx.search(SearchQuery("US", "local", "415")))[0].numbers
+    job = Job(31, "telnyx", "purchase", {}, 1, numbers, Requester("U1"))
+    first = await telnyx.submit(job)
+    second = await telnyx.submit(job)
+    assert isinstance(second, InProgress) and second.ref == first.ref
+    assert len(app.state.items("telnyx_orders")) == 1
