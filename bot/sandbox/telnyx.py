@@ -189,7 +189,9 @@ class TelnyxSandboxApp(SandboxApp):
         country = first.get("filter[country_code]", "").upper()
         kind = first.get("filter[phone_number_type]", "local")
         ndc = first.get("filter[national_destination_code]")
+        # Both spellings the service takes: filter[features][]=sms (its docs) and filter[features]=sms,voice (its SDK).
         features = [v for k, v in pairs if k == "filter[features][]"]
+        features += [f for k, v in pairs if k == "filter[features]" for f in v.split(",") if f]
         try:
             limit = int(first.get("filter[limit]", "50"))
         except ValueError:
