@@ -63,7 +63,12 @@ def offer_line(offer: Offer) -> str:
         parts.append(f"at {d['location_name']} ({d.get('state', '')})")
     caps = "/".join(c for c, on in (("voice", offer.voice), ("sms", offer.sms)) if on) or "no capabilities listed"
     parts.append(caps)
-    parts.append(f"{cost}/month each")
+    if offer.unit_monthly_cost is None and offer.provider == "twilio":
+        parts.append("see Twilio pricing")  # no price from its Pricing API: never shown as $0
+    else:
+        parts.append(f"{cost}/month each")
+    if offer.kind == "purchase" and offer.provider == "twilio":
+        parts.append("not reserved")
     if offer.unit_setup_cost:
         parts.append(f"setup {money(offer.unit_setup_cost, offer.currency)}")
     if offer.expires_at:
