@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 MAX_JUSTIFICATION = 3000
 # A provider hold made at request time (Telnyx) is extended once it has less than this left.
 HOLD_EXTEND_MARGIN = 5 * 60
+HOLD_CHECK_EVERY = 30  # seconds between looks for holds to extend (the margin leaves ten such looks)
 NO_NATIONAL = ("acs", "twilio")  # providers that sell no "national" number type
 POLICY_ACTOR = "policy"
 WORKER_ACTOR = "numbers-bot"
@@ -155,10 +156,19 @@ class HoldKeeping:
     store: Store
     providers: dict[str, Provider]
     clock: Callable[[], datetime]
+    _holds_checked_at: datetime | None = None
 
     async def extend_holds(self) -> list[NumberRequest]:
-        """Extend every pending request's hold that ends within ``HOLD_EXTEND_MARGIN``."""
+        """Extend every pending request's hold that ends within ``HOLD_EXTEND_MARGIN``.
+
+        Called on every worker pass; looks at the store at most every ``HOLD_CHECK_EVERY``
+        seconds, and not at all when no enabled provider keeps such holds."""
         now = self.clock()
+        if not any(extends_holds(p) for p in self.providers.values()):
+            return []
+        if self._holds_checked_at is not None and (now - self._holds_checked_at).total_seconds() < HOLD_CHECK_EVERY:
+            return []
+        self._holds_checked_at = now
         extended = []
         for request in self.store.list_requests(states=[State.PENDING], limit=1000, oldest_first=True):
             provider = self.providers.get(request.provider)
