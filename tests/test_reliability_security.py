@@ -97,6 +97,8 @@ FORGERIES = [
 async def test_requests_slack_did_not_sign_are_refused_with_401_and_change_nothing(slack_bot):
     bot, slack = slack_bot, slack_bot.slack
     request, ts = await request_offer(bot)
+    # The requester's "created" DM is the request's last Slack call; it may still be on its way.
+    await slack.wait_for(lambda: slack.dms(request.requester), what="the created DM")
     before, calls_before, posts_before = snapshot(bot.store), len(slack.calls), len(slack.response_posts())
     tried = 0
     for kind, (body, content_type) in bodies(bot, request.id).items():
