@@ -218,3 +218,12 @@ async def test_search_waits_out_429(bot):
 async def test_doctor_check_is_a_harmless_read(bot):
     said = await bot.c.providers["twilio"].check()
     assert "accepted" in said and bot.sandbox.twilio.count("POST", r".*") == 0
+
+
+async def test_prices_are_read_once_an_hour_not_on_every_search():
+    app = create_twilio_sandbox()
+    twilio = client(app)
+    for _ in range(3):
+        assert (await twilio.search(SearchQuery("US", "local", "415")))[0].unit_monthly_cost == Decimal("1.15")
+    assert app.count("GET", r"/v1/PhoneNumbers/Countries/US$") == 1
+    assert app.count("GET", r"/AvailablePhoneNumbers/") == 3

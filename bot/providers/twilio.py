@@ -25,6 +25,7 @@ import asyncio
 import base64
 import logging
 import re
+import time
 from decimal import Decimal, InvalidOperation
 from typing import Any, Generator
 
@@ -141,7 +142,8 @@ class TwilioProvider:
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: float = 30.0,
         sleep: Sleep = asyncio.sleep,
-        poll_interval: float = 2.0,
+        poll_interval: float = 2.0,  # accepted like the other adapters'; a Twilio buy has nothing to poll
+        price_ttl: float = 3600.0,
     ):
         if not re.fullmatch(r"AC[0-9a-fA-F]{32}", account_sid or ""):
             raise ConfigError(["TWILIO_ACCOUNT_SID must be AC followed by 32 hexadecimal characters"])
@@ -156,6 +158,8 @@ class TwilioProvider:
         self.address_sid = address_sid or None
         self.bundle_sid = bundle_sid or None
         self._sleep = sleep
+        self._price_ttl = price_ttl
+        self._prices: dict[tuple[str, str], tuple[float, tuple[Decimal, str] | None]] = {}
         self._client = BoundedClient(
             auth=TwilioAuth(account_sid, auth_token),
             transport=transport,
@@ -242,6 +246,17 @@ class TwilioProvider:
         return self._offers(items, query, price)
 
     async def _monthly_price(self, country: str, number_type: str) -> tuple[Decimal, str] | None:
+        """(price, currency), kept for ``price_ttl`` seconds: prices change rarely, searches often."""
+        key = (country, number_type)
+        cached = self._prices.get(key)
+        if cached is not None and time.monotonic() - cached[0] < self._price_ttl:
+            return cached[1]
+        price = await self._read_price(country, number_type)
+        if price is not None:  # an unknown price is asked again next time
+            self._prices[key] = (time.monotonic(), price)
+        return price
+
+    async def _read_price(self, country: str, number_type: str) -> tuple[Decimal, str] | None:
         """(price, currency) from the Pricing API, or None when it cannot be had."""
         try:
             response = await self._read(f"{self.pricing_url}/v1/PhoneNumbers/Countries/{country}")
