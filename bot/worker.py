@@ -371,7 +371,11 @@ class Worker:
             State.APPROVED,
             actor=WORKER_ACTOR,
             kind="hold_expired",
-            message=f"the hold ran out before the purchase was taken; searching again ({exc.message})",
+            message=(
+                f"{_why_searching_again(request.provider).lower()}; searching again ({exc.message})"
+                if request.provider == "twilio"
+                else f"the hold ran out before the purchase was taken; searching again ({exc.message})"
+            ),
             changes={"hold_expires_at": self.clock()},
             finish_operation=op.id,
         )
