@@ -208,3 +208,13 @@ async def test_a_resend_refused_because_our_own_order_took_the_numbers_follows_t
     second = await telnyx.submit(job)
     assert isinstance(second, InProgress) and second.ref == first.ref
     assert len(app.state.items("telnyx_orders")) == 1
+
+
+async def test_an_order_that_ends_in_failure_fails_the_request_in_telnyxs_words(bot):
+    offer, request = await pending_request(bot)
+    bot.sandbox.telnyx.fail_next_order()
+    await bot.svc.approve(request.id, APPROVER)
+    done = await bot.settle(request.id)
+    assert done.state == State.FAILED and orders(bot) == 1
+    assert "could not complete order" in done.outcome and offer.numbers[0] in done.outcome
+    assert bot.sandbox.telnyx.owned_numbers() == [] and bot.svc.inventory() == []

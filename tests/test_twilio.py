@@ -227,3 +227,14 @@ async def test_prices_are_read_once_an_hour_not_on_every_search():
         assert (await twilio.search(SearchQuery("US", "local", "415")))[0].unit_monthly_cost == Decimal("1.15")
     assert app.count("GET", r"/v1/PhoneNumbers/Countries/US$") == 1
     assert app.count("GET", r"/AvailablePhoneNumbers/") == 3
+
+
+async def test_second_number_taken_mid_purchase_keeps_the_first_and_says_which_was_not_bought(bot):
+    offer = await offer_of(bot, SearchQuery("US", "local", "415", quantity=2, provider="twilio"))
+    request = await bot.svc.request(REQUESTER, offer.id, "Two lines")
+    bot.sandbox.twilio.take(offer.numbers[1])
+    await bot.svc.approve(request.id, APPROVER)
+    done = await bot.settle(request.id)
+    assert done.state == State.FULFILLED and done.numbers == offer.numbers[:1] and done.quantity == 1
+    assert offer.numbers[1] in done.outcome and "1 of 2" in done.outcome
+    assert bot.sandbox.twilio.owned_numbers() == offer.numbers[:1] and buys(bot) == 2

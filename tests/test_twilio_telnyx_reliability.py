@@ -73,3 +73,35 @@ async def test_killed_after_the_buy_is_sent_asks_instead_of_buying_again(world, 
     assert await world.sandbox.count(provider, "GET", LOOKUP[provider]) > looked
     assert "recovered" in kinds(bot, request.id)
     await purchased_card(world.slack, ts)
+
+
+# --- malformed answers, on the card and in the DM (as tests/test_reliability_faults.py does for the others) ---
+
+
+@pytest.mark.parametrize("provider", ["twilio", "telnyx"])
+async def test_malformed_answer_to_the_buy_is_asked_about_then_bought_once(slack_bot, provider):  # noqa: F811
+    from tests.test_reliability_faults import dm_about, outcome
+
+    bot, slack = slack_bot, slack_bot.slack
+    name, text, path = SPEND[provider]
+    request, ts = await request_offer(bot, provider=name, text=text)
+    app = bot.sandbox.apps[provider]
+    app.faults.add("malformed", method="POST", path=path, times=1)  # a 200 whose body is not the provider's
+    done, _ = await outcome(bot, request, ts, "Purchased")
+    assert done.state.value == "fulfilled", done.outcome
+    # The unreadable answer was not taken as a purchase: the provider was asked, then the buy sent again, once.
+    assert app.count("POST", path) == 2 and "recovered" not in [e.kind for e in done.events]
+    assert sorted(app.owned_numbers()) == sorted(done.numbers)
+    assert await slack.wait_for(lambda: dm_about(slack, ":tada:"), what="the DM")
+
+
+async def test_malformed_answers_to_telnyx_order_polls_are_read_again(slack_bot):  # noqa: F811
+    from tests.test_reliability_faults import dm_about, outcome
+
+    bot, slack = slack_bot, slack_bot.slack
+    name, text, path = SPEND["telnyx"]
+    request, ts = await request_offer(bot, provider=name, text=text)
+    bot.sandbox.telnyx.faults.add("malformed", method="GET", path=r"/v2/number_orders/[^/]+$", times=3)
+    done, _ = await outcome(bot, request, ts, "Purchased")
+    assert done.state.value == "fulfilled" and bot.sandbox.telnyx.count("POST", path) == 1
+    assert await slack.wait_for(lambda: dm_about(slack, ":tada:"), what="the DM")

@@ -9,7 +9,7 @@ Routes (``Authorization: Bearer <key>``; JSON; answers wrapped in ``{"data": …
   ``POST /v2/number_reservations/{id}/actions/extend``: 30-minute holds, per-number ``expired_at``
 * ``POST /v2/number_orders``, ``GET /v2/number_orders[?filter[customer_reference]=…]``,
   ``GET /v2/number_orders/{id}``: ``pending`` → ``success`` after ``app.polls_to_complete``
-  reads; numbers in DE and FR stay ``pending`` with ``requirements_met: false`` and
+  reads (``failure`` after ``app.fail_next_order()``); numbers in DE and FR stay ``pending`` with ``requirements_met: false`` and
   their regulatory requirements (as Telnyx's regulated sub-orders do)
 * ``GET /v2/phone_numbers[?filter[phone_number]=…]``, ``DELETE /v2/phone_numbers/{id}``
 
@@ -45,6 +45,7 @@ RESERVATIONS = "telnyx_reservations"
 ORDERS = "telnyx_orders"
 NUMBERS = "telnyx_numbers"  # phone number id -> record
 TAKEN = "telnyx_taken"
+KNOBS = "telnyx_knobs"
 
 # (country, type, national destination code, region, monthly, upfront, count, features)
 _STOCK = [
@@ -122,6 +123,10 @@ class TelnyxSandboxApp(SandboxApp):
     def take(self, number: str) -> None:
         """Another customer orders ``number``: it leaves the search, and ordering it answers 85001."""
         self.state.put(TAKEN, number, True)
+
+    def fail_next_order(self) -> None:
+        """The next order ends ``failure`` (its numbers ``failed``) instead of ``success``."""
+        self.state.put(KNOBS, "fail_next_order", True)
 
     def owned_numbers(self) -> list[str]:
         return [doc["phone_number"] for _, doc in self.state.items(NUMBERS) if doc["status"] != "deleted"]
@@ -332,7 +337,9 @@ class TelnyxSandboxApp(SandboxApp):
             "created_at": self._iso(now),
             "updated_at": self._iso(now),
             "_reads": 0,
+            "_fail": bool(self.state.get(KNOBS, "fail_next_order", False)),
         }
+        self.state.put(KNOBS, "fail_next_order", False)
         self.state.put(ORDERS, order_id, order)
         return Response.json({"data": _shown(order)}, 201)
 
@@ -357,12 +364,12 @@ class TelnyxSandboxApp(SandboxApp):
             return order
         order["_reads"] += 1
         if order["_reads"] >= self.polls_to_complete:
-            order["status"] = "success"
+            order["status"] = "failure" if order.get("_fail") else "success"
             for entry in order["phone_numbers"]:
-                entry["status"] = "success"
+                entry["status"] = "failed" if order.get("_fail") else "success"
                 record = self.state.get(NUMBERS, entry["id"])
                 if record is not None:
-                    record["status"] = "active"
+                    record["status"] = "deleted" if order.get("_fail") else "active"
                     self.state.put(NUMBERS, entry["id"], record)
         order["updated_at"] = self._iso(self._now())
         self.state.put(ORDERS, order["id"], order)
