@@ -1,5 +1,6 @@
-"""Twilio and Telnyx settings: each enables its provider, a wrong value names the variable, secrets stay
-secret, and ``doctor`` checks each with a harmless call."""
+"""Twilio and Telnyx wired in: each enabled by its settings, a wrong value names the variable, secrets stay
+secret, ``doctor`` checks each with a harmless call, ``via twilio|telnyx`` in the grammar and the search
+form, and a search without ``via`` asking them with the others."""
 
 from __future__ import annotations
 
@@ -72,3 +73,36 @@ def test_doctor_checks_both_and_says_what_failed_without_the_secret(tmp_path):
     assert "twilio-secret-123" not in out and "KEYtelnyx-secret" not in out
     sandbox = doctor(tmp_path)
     assert "ok      twilio (sandbox):" in sandbox.stdout and "ok      telnyx (sandbox):" in sandbox.stdout
+
+
+@pytest.mark.parametrize("name", ["twilio", "telnyx"])
+def test_via_names_them_in_the_grammar(name):
+    from bot.domain.commands import parse
+
+    command = parse(f"search US local 415 x2 via {name.upper()}")
+    assert command.query.provider == name and command.query.quantity == 2
+
+
+def test_the_search_form_offers_them(settings_env):
+    import json
+
+    from bot.slack import blocks
+
+    view = blocks.search_modal(["acs", "plivo", "webex", "twilio", "telnyx"], settings_env())
+    shown = json.dumps(view.to_dict())
+    assert '"Twilio"' in shown and '"Telnyx"' in shown and '"twilio"' in shown and '"telnyx"' in shown
+
+
+async def test_a_search_without_via_asks_them_too_and_says_their_failures_apart(bot):
+    from bot.providers.base import SearchQuery
+    from tests.conftest import REQUESTER
+
+    bot.sandbox.telnyx.faults.add("status", path=r"/v2/available_phone_numbers$", status=401, times=1,
+                                  body={"errors": [{"code": "10009", "title": "Authentication failed"}]})
+    result = await bot.svc.search(REQUESTER, SearchQuery("US", "local", "415"))
+    assert set(result.providers) == {"acs", "plivo", "twilio", "telnyx"}
+    assert {o.provider for o in result.offers} == {"acs", "plivo", "twilio"}
+    (problem,) = result.problems
+    assert problem.startswith("telnyx said (401, 10009): Authentication failed") and "TELNYX_API_KEY" in problem
+    national = await bot.svc.search(REQUESTER, SearchQuery("GB", "national"))
+    assert "twilio" not in national.providers and "telnyx" in national.providers
