@@ -26,8 +26,7 @@ import asyncio
 import logging
 import re
 import urllib.parse
-from datetime import datetime, timezone
-from decimal import Decimal, InvalidOperation
+from datetime import datetime
 from typing import Any, Generator
 
 import httpx
@@ -41,6 +40,7 @@ from bot.domain.errors import (
     ProviderUnavailable,
     UsageError,
 )
+from bot.providers.telnyx_answers import MAX_OFFERS, error_parts, hold_from, offers_from, requirements_text
 from bot.providers.base import (
     BoundedClient,
     Done,
@@ -63,9 +63,7 @@ log = logging.getLogger(__name__)
 
 PROVIDER = "telnyx"
 DEFAULT_API_URL = "https://api.telnyx.com"
-MAX_OFFERS = 5
 AUTH_FAILED = "10009"
-_MAX_MESSAGE = 600
 _TYPES = {"local": "local", "tollfree": "toll_free", "national": "national"}
 # Order errors that mean "someone else has it now": nothing bought, search again.
 _GONE_WORDS = ("not available", "no longer available", "already reserved", "reserved by another")
@@ -88,45 +86,6 @@ class TelnyxAuth(httpx.Auth):
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         request.headers["Authorization"] = self._header
         yield request
-
-
-def parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value.strip():
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
-
-
-def _decimal(value: Any) -> Decimal | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        amount = Decimal(str(value))
-    except InvalidOperation:
-        return None
-    return amount if amount.is_finite() and amount >= 0 else None
-
-
-def _error_parts(response: httpx.Response) -> tuple[str | None, str | None]:
-    """(code, "title: detail; …") from ``{"errors":[{code, title, detail}]}``."""
-    try:
-        body = response.json()
-    except ValueError:
-        return None, None
-    errors = body.get("errors") if isinstance(body, dict) else None
-    if not isinstance(errors, list) or not errors or not isinstance(errors[0], dict):
-        return None, None
-    code = errors[0].get("code")
-    texts = []
-    for e in errors[:3]:
-        if isinstance(e, dict):
-            bits = [e.get(k) for k in ("title", "detail") if isinstance(e.get(k), str) and e.get(k)]
-            if bits:
-                texts.append(": ".join(dict.fromkeys(bits)))
-    return (str(code) if code is not None else None), ("; ".join(texts)[:_MAX_MESSAGE] or None)
 
 
 class TelnyxProvider:
@@ -187,7 +146,7 @@ class TelnyxProvider:
 
     def _error(self, response: httpx.Response, *, cls: type[ProviderError] | None = None) -> ProviderError:
         status = response.status_code
-        code, message = _error_parts(response)
+        code, message = error_parts(response)
         if message is None:
             message = f"{response.request.method} {response.request.url.path} answered {status}"
         if cls is None:
@@ -238,43 +197,7 @@ class TelnyxProvider:
         if not isinstance(data, list):
             raise ProviderError(PROVIDER, "the search answer's data is not a list")
         items = [d for d in data if isinstance(d, dict) and isinstance(d.get("phone_number"), str)]
-        # Cheapest first, so each offer groups numbers of one price where it can.
-        items.sort(key=lambda d: _decimal((d.get("cost_information") or {}).get("monthly_cost")) or Decimal("1e9"))
-        return self._offers(items, query)
-
-    def _offers(self, items: list[dict[str, Any]], query: SearchQuery) -> list[OfferDraft]:
-        size = max(1, query.quantity)
-        offers = []
-        for start in range(0, len(items) - size + 1, size):
-            chunk = items[start : start + size]
-            costs = [c.get("cost_information") if isinstance(c.get("cost_information"), dict) else {} for c in chunk]
-            monthly = [_decimal(c.get("monthly_cost")) for c in costs]
-            upfront = [_decimal(c.get("upfront_cost")) for c in costs]
-            features = [{f.get("name") for f in c.get("features") or [] if isinstance(f, dict)} for c in chunk]
-            regions = chunk[0].get("region_information") or []
-            region = ", ".join(
-                r["region_name"] for r in regions if isinstance(r, dict) and isinstance(r.get("region_name"), str)
-            )
-            currency = costs[0].get("currency") if isinstance(costs[0].get("currency"), str) else "USD"
-            offers.append(
-                OfferDraft(
-                    provider=PROVIDER,
-                    kind="purchase",
-                    numbers=[c["phone_number"] for c in chunk],
-                    unit_monthly_cost=None if None in monthly else max(monthly),  # type: ignore[type-var]
-                    unit_setup_cost=None if None in upfront else max(upfront),  # type: ignore[type-var]
-                    currency=currency.upper(),
-                    quantity=size,
-                    max_quantity=size,
-                    sms=all("sms" in f for f in features),
-                    voice=all("voice" in f for f in features),
-                    ref={"reservable": all(c.get("reservable", True) is not False for c in chunk)},
-                    details={"country": query.country.upper(), "number_type": query.number_type, "region": region or None},
-                )
-            )
-            if len(offers) >= MAX_OFFERS:
-                break
-        return offers
+        return offers_from(items, query)
 
     # --- holds ---------------------------------------------------------------------------
 
@@ -299,15 +222,7 @@ class TelnyxProvider:
                 )
             raise self._error(response)
         data = self._data(response)
-        return self._hold(data)
-
-    @staticmethod
-    def _hold(data: Any) -> dict[str, Any]:
-        if not isinstance(data, dict) or not isinstance(data.get("id"), str):
-            raise ProviderError(PROVIDER, "the reservation answer named no reservation")
-        ends = [parse_time(n.get("expired_at")) for n in data.get("phone_numbers") or [] if isinstance(n, dict)]
-        ends = [e for e in ends if e is not None]
-        return {"reservation_id": data["id"], "hold_expires_at": min(ends) if ends else None}
+        return hold_from(data)
 
     async def extend_hold(self, ref: dict[str, Any]) -> datetime | None:
         """Extend the request's reservation; returns its new end (None when it holds nothing)."""
@@ -318,7 +233,7 @@ class TelnyxProvider:
         response = await self._send_once("POST", path, None, "extending the hold")
         if not response.is_success:
             raise self._error(response)
-        return self._hold(self._data(response))["hold_expires_at"]
+        return hold_from(self._data(response))["hold_expires_at"]
 
     async def abandon(self, ref: dict[str, Any]) -> str | None:
         """Telnyx has no call that cancels a reservation: it is no longer extended and lapses."""
@@ -372,20 +287,8 @@ class TelnyxProvider:
             )
             return Failed(reason=f"Telnyx could not complete order {order.get('id')}" + (f" ({why})" if why else ""))
         if order.get("requirements_met") is False:
-            return ProviderPending(details=self._requirements_text(order))
+            return ProviderPending(details=requirements_text(order))
         return InProgress(ref={"order_id": order["id"]}, retry_after=self._poll_interval)
-
-    @staticmethod
-    def _requirements_text(order: dict[str, Any]) -> str:
-        wanted: list[str] = []
-        for number in order.get("phone_numbers") or []:
-            for req in (number.get("regulatory_requirements") or []) if isinstance(number, dict) else []:
-                if isinstance(req, dict):
-                    text = req.get("description") or req.get("name") or req.get("field_type")
-                    if isinstance(text, str) and text not in wanted and req.get("status") != "approved":
-                        wanted.append(text)
-        said = "; ".join(wanted) if wanted else "regulatory documents"
-        return f"Telnyx order {order.get('id')} waits for regulatory requirements: {said}"[:_MAX_MESSAGE]
 
     async def poll(self, job: Job, ref: dict[str, Any]) -> Step:
         order_id = ref.get("order_id")

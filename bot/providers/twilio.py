@@ -26,7 +26,7 @@ import base64
 import logging
 import re
 import time
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Generator
 
 import httpx
@@ -40,6 +40,7 @@ from bot.domain.errors import (
     ProviderUnavailable,
     UsageError,
 )
+from bot.providers.twilio_answers import MAX_OFFERS, PRICE_UNKNOWN, error_parts, offers_from, price_from
 from bot.providers.base import (
     BoundedClient,
     Done,
@@ -61,11 +62,7 @@ log = logging.getLogger(__name__)
 PROVIDER = "twilio"
 DEFAULT_API_URL = "https://api.twilio.com"
 DEFAULT_PRICING_URL = "https://pricing.twilio.com"
-PRICE_UNKNOWN = "see Twilio pricing"
-MAX_OFFERS = 5
-_MAX_MESSAGE = 600
 _TYPES = {"local": "Local", "tollfree": "TollFree"}
-_PRICE_TYPES = {"local": "local", "tollfree": "toll free"}
 
 # Error code → (what it means, the setting that fixes it): said before or at purchase.
 REGULATORY = {
@@ -94,30 +91,6 @@ class TwilioAuth(httpx.Auth):
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         request.headers["Authorization"] = self._header
         yield request
-
-
-def _error_parts(response: httpx.Response) -> tuple[int | None, str | None]:
-    """(code, message) from Twilio's ``{code, message, more_info, status}``."""
-    try:
-        body = response.json()
-    except ValueError:
-        return None, None
-    if not isinstance(body, dict):
-        return None, None
-    code = body.get("code")
-    code = code if isinstance(code, int) and not isinstance(code, bool) else None
-    message = body.get("message") if isinstance(body.get("message"), str) else None
-    return code, message[:_MAX_MESSAGE] if message else None
-
-
-def _decimal(value: Any) -> Decimal | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        amount = Decimal(str(value))
-    except InvalidOperation:
-        return None
-    return amount if amount.is_finite() and amount >= 0 else None
 
 
 class TwilioProvider:
@@ -184,7 +157,7 @@ class TwilioProvider:
 
     def _error(self, response: httpx.Response, *, cls: type[ProviderError] | None = None) -> ProviderError:
         status = response.status_code
-        code, message = _error_parts(response)
+        code, message = error_parts(response)
         if message is None:
             request = response.request
             message = f"{request.method} {request.url.path.replace(self.account_sid, '{AccountSid}')} answered {status}"
@@ -243,7 +216,7 @@ class TwilioProvider:
         if not isinstance(found, list):
             raise ProviderError(PROVIDER, "the search answer carried no available_phone_numbers list")
         items = [n for n in found if isinstance(n, dict) and isinstance(n.get("phone_number"), str)]
-        return self._offers(items, query, price)
+        return offers_from(items, query, price)
 
     async def _monthly_price(self, country: str, number_type: str) -> tuple[Decimal, str] | None:
         """(price, currency), kept for ``price_ttl`` seconds: prices change rarely, searches often."""
@@ -267,57 +240,9 @@ class TwilioProvider:
             log.info("twilio pricing for %s answered %s", country, response.status_code)
             return None
         try:
-            body = response.json()
+            return price_from(response.json(), number_type)
         except ValueError:
             return None
-        prices = body.get("phone_number_prices") if isinstance(body, dict) else None
-        wanted = _PRICE_TYPES.get(number_type)
-        for entry in prices if isinstance(prices, list) else []:
-            if isinstance(entry, dict) and entry.get("number_type") == wanted:
-                amount = _decimal(entry.get("current_price", entry.get("base_price")))
-                unit = body.get("price_unit")
-                if amount is not None and amount > 0:
-                    return amount, unit.upper() if isinstance(unit, str) and unit else "USD"
-        return None
-
-    def _offers(self, items: list[dict[str, Any]], query: SearchQuery, price: tuple[Decimal, str] | None) -> list[OfferDraft]:
-        """One offer per ``quantity`` numbers found, up to ``MAX_OFFERS``."""
-        size = max(1, query.quantity)
-        offers = []
-        for start in range(0, len(items) - size + 1, size):
-            chunk = items[start : start + size]
-            first = chunk[0]
-            caps = [c.get("capabilities") if isinstance(c.get("capabilities"), dict) else {} for c in chunk]
-            needs = sorted({str(c.get("address_requirements") or "none") for c in chunk} - {"none"})
-            details: dict[str, Any] = {
-                "country": query.country.upper(),
-                "number_type": query.number_type,
-                "locality": first.get("locality"),
-                "region": first.get("region"),
-                "not_reserved": True,
-                "address_requirements": needs[0] if needs else "none",
-            }
-            if price is None:
-                details["price_note"] = PRICE_UNKNOWN
-            offers.append(
-                OfferDraft(
-                    provider=PROVIDER,
-                    kind="purchase",
-                    numbers=[c["phone_number"] for c in chunk],
-                    unit_monthly_cost=price[0] if price else None,
-                    currency=price[1] if price else "USD",
-                    quantity=size,
-                    max_quantity=size,
-                    sms=all(bool(c.get("SMS", c.get("sms"))) for c in caps),
-                    voice=all(bool(c.get("voice")) for c in caps),
-                    expires_at=None,
-                    ref={},
-                    details=details,
-                )
-            )
-            if len(offers) >= MAX_OFFERS:
-                break
-        return offers
 
     # --- purchase -----------------------------------------------------------------
 
@@ -357,7 +282,7 @@ class TwilioProvider:
                 )
             log.info("twilio bought %s as %s for request %s", number, body["sid"], job.request_id)
             return
-        code, _ = _error_parts(response)
+        code, _ = error_parts(response)
         if response.status_code == 429:
             raise self._error(response, cls=ProviderUnavailable)  # throttled: refused, nothing bought
         if response.status_code >= 500:

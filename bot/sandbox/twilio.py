@@ -287,7 +287,7 @@ class TwilioSandboxApp(SandboxApp):
             return _error(400, 21422, f"PhoneNumber {number} is not available")
         country = self.catalogue[number]["country"]
         if country in _ADDRESS_REQUIRED and not form.get("AddressSid"):
-            return _error(400, 21631, f"Phone Number Requires an Address but the 'AddressSid' parameter was empty.")
+            return _error(400, 21631, "Phone Number Requires an Address but the 'AddressSid' parameter was empty.")
         if country in _BUNDLE_REQUIRED and not form.get("BundleSid"):
             return _error(400, 21649, "Phone Number Requires a Bundle but the 'BundleSid' parameter was empty.")
         if country == "FR" and form.get("BundleSid") == INCOMPLETE_BUNDLE_SID:
