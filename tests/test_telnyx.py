@@ -218,3 +218,18 @@ async def test_an_order_that_ends_in_failure_fails_the_request_in_telnyxs_words(
     assert done.state == State.FAILED and orders(bot) == 1
     assert "could not complete order" in done.outcome and offer.numbers[0] in done.outcome
     assert bot.sandbox.telnyx.owned_numbers() == [] and bot.svc.inventory() == []
+
+
+async def test_regulatory_words_come_from_telnyx_and_fall_back_to_its_field_types(bot):
+    _, request = await pending_request(bot, SearchQuery("FR", "local", "1", provider="telnyx"))
+    await bot.svc.approve(request.id, APPROVER)
+    done = await bot.settle(request.id)
+    assert done.state == State.PROVIDER_PENDING
+    assert "Address in France: Proof of address in France" in done.outcome
+    assert "Identity document: Copy of a valid identity document" in done.outcome
+    bot.sandbox.telnyx.faults.add("status", path=r"/v2/regulatory_requirements$", status=500, times=-1)
+    _, second = await pending_request(bot, SearchQuery("FR", "local", "1", provider="telnyx"))
+    await bot.svc.approve(second.id, APPROVER)
+    done = await bot.settle(second.id)
+    assert done.state == State.PROVIDER_PENDING, done.outcome
+    assert "an address requirement; a document requirement" in done.outcome

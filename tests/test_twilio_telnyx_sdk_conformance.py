@@ -153,6 +153,13 @@ async def test_telnyx_sdk_regulated_order_waits_with_requirements(served):
         order = await client.number_orders.create(phone_numbers=[{"phone_number": found.data[0].phone_number}])
         order = await client.number_orders.retrieve(order.data.id)
         assert order.data.status == "pending" and order.data.requirements_met is False
+        (number,) = order.data.phone_numbers
+        assert number.requirements_status == "requirement-info-pending"
+        (unmet,) = number.regulatory_requirements
+        assert unmet.field_type == "address" and unmet.field_value is None
+        needs = await client.regulatory_requirements.retrieve(filter={"phone_number": number.phone_number})
+        (described,) = needs.data[0].regulatory_requirements
+        assert described.id == unmet.requirement_id and described.description.startswith("Proof of a local address")
 
 
 async def test_telnyx_sdk_errors_carry_the_codes(served):

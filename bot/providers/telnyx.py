@@ -40,7 +40,15 @@ from bot.domain.errors import (
     ProviderUnavailable,
     UsageError,
 )
-from bot.providers.telnyx_answers import MAX_OFFERS, error_parts, hold_from, offers_from, requirements_text
+from bot.providers.telnyx_answers import (
+    MAX_OFFERS,
+    error_parts,
+    hold_from,
+    offers_from,
+    requirement_words,
+    requirements_text,
+    unmet_requirements,
+)
 from bot.providers.base import (
     BoundedClient,
     Done,
@@ -261,7 +269,7 @@ class TelnyxProvider:
             if not isinstance(order, dict) or not isinstance(order.get("id"), str):
                 raise OutcomeUnknown(PROVIDER, f"the number order got an answer ({response.status_code}) naming no order")
             log.info("telnyx order %s sent for request %s", order["id"], job.request_id)
-            return self._step(order, job)
+            return await self._step(order, job)
         if response.status_code == 429:
             raise self._error(response, cls=ProviderUnavailable)
         if response.status_code >= 500:
@@ -275,7 +283,7 @@ class TelnyxProvider:
             raise self._error(response, cls=HoldExpired)
         raise exc
 
-    def _step(self, order: dict[str, Any], job: Job) -> Step:
+    async def _step(self, order: dict[str, Any], job: Job) -> Step:
         status = str(order.get("status") or "").lower()
         numbers = [n for n in order.get("phone_numbers") or [] if isinstance(n, dict)]
         if status == "success":
@@ -287,8 +295,21 @@ class TelnyxProvider:
             )
             return Failed(reason=f"Telnyx could not complete order {order.get('id')}" + (f" ({why})" if why else ""))
         if order.get("requirements_met") is False:
-            return ProviderPending(details=requirements_text(order))
+            return ProviderPending(details=requirements_text(order, await self._requirement_words(order)))
         return InProgress(ref={"order_id": order["id"]}, retry_after=self._poll_interval)
+
+    async def _requirement_words(self, order: dict[str, Any]) -> dict[str, str]:
+        """What Telnyx calls the order's unmet requirements; best effort (an order answer carries only ids)."""
+        unmet = unmet_requirements(order)
+        if not unmet:
+            return {}
+        params = [("filter[phone_number]", unmet[0][0]), ("filter[action]", "ordering")]
+        try:
+            response = await self._read("regulatory_requirements", params)
+            return requirement_words(response.json()) if response.is_success else {}
+        except (ProviderError, ValueError) as exc:
+            log.info("telnyx requirements for order %s not readable: %s", order.get("id"), exc)
+            return {}
 
     async def poll(self, job: Job, ref: dict[str, Any]) -> Step:
         order_id = ref.get("order_id")
@@ -302,7 +323,7 @@ class TelnyxProvider:
         order = self._data(response, ProviderUnavailable)  # unreadable: read again later
         if not isinstance(order, dict) or "id" not in order:
             raise ProviderUnavailable(PROVIDER, f"the status of order {order_id} could not be read")
-        return self._step(order, job)
+        return await self._step(order, job)
 
     async def recover(self, job: Job) -> Step | None:
         """Was an order with this request's reference already placed? Asks before anything is sent again."""
@@ -316,7 +337,7 @@ class TelnyxProvider:
         if not mine:
             return None
         live = [o for o in mine if str(o.get("status")).lower() != "failure"] or mine
-        return self._step(live[0], job)
+        return await self._step(live[0], job)
 
     # --- release, listing, doctor ----------------------------------------------------------------
 

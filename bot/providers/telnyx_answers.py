@@ -11,7 +11,16 @@ import httpx
 from bot.domain.errors import ProviderError
 from bot.providers.base import OfferDraft, SearchQuery
 
-__all__ = ["MAX_OFFERS", "parse_time", "error_parts", "offers_from", "hold_from", "requirements_text"]
+__all__ = [
+    "MAX_OFFERS",
+    "parse_time",
+    "error_parts",
+    "offers_from",
+    "hold_from",
+    "unmet_requirements",
+    "requirement_words",
+    "requirements_text",
+]
 
 PROVIDER = "telnyx"
 MAX_OFFERS = 5
@@ -104,14 +113,37 @@ def hold_from(data: Any) -> dict[str, Any]:
     return {"reservation_id": data["id"], "hold_expires_at": min(ends) if ends else None}
 
 
-def requirements_text(order: dict[str, Any]) -> str:
-    """Telnyx's own words for what a regulated order still needs."""
-    wanted: list[str] = []
+def unmet_requirements(order: dict[str, Any]) -> list[tuple[str, str, str | None]]:
+    """(phone number, requirement id, field type) of every requirement not yet given a value."""
+    unmet = []
     for number in order.get("phone_numbers") or []:
-        for req in (number.get("regulatory_requirements") or []) if isinstance(number, dict) else []:
-            if isinstance(req, dict):
-                text = req.get("description") or req.get("name") or req.get("field_type")
-                if isinstance(text, str) and text not in wanted and req.get("status") != "approved":
-                    wanted.append(text)
-    said = "; ".join(wanted) if wanted else "regulatory documents"
-    return f"Telnyx order {order.get('id')} waits for regulatory requirements: {said}"[:_MAX_MESSAGE]
+        if not isinstance(number, dict) or number.get("requirements_met") is not False:
+            continue
+        for req in number.get("regulatory_requirements") or []:
+            if isinstance(req, dict) and isinstance(req.get("requirement_id"), str) and not req.get("field_value"):
+                unmet.append((str(number.get("phone_number")), req["requirement_id"], req.get("field_type")))
+    return unmet
+
+
+def requirement_words(body: Any) -> dict[str, str]:
+    """requirement id → "name: description" from ``GET /v2/regulatory_requirements``."""
+    words: dict[str, str] = {}
+    for group in (body.get("data") if isinstance(body, dict) else None) or []:
+        for req in (group.get("regulatory_requirements") if isinstance(group, dict) else None) or []:
+            if isinstance(req, dict) and isinstance(req.get("id"), str):
+                bits = [req.get(k) for k in ("name", "description") if isinstance(req.get(k), str) and req.get(k)]
+                if bits:
+                    words[req["id"]] = ": ".join(dict.fromkeys(bits))
+    return words
+
+
+def requirements_text(order: dict[str, Any], words: dict[str, str]) -> str:
+    """Telnyx's own words for what a regulated order still needs (its field types when the words are missing)."""
+    said: list[str] = []
+    for _, requirement_id, field_type in unmet_requirements(order):
+        kind = f"{field_type} requirement" if field_type else "regulatory requirement"
+        text = words.get(requirement_id) or ("an " if kind[0] in "aeiou" else "a ") + kind
+        if text not in said:
+            said.append(text)
+    needed = "; ".join(said) if said else "regulatory documents"
+    return f"Telnyx order {order.get('id')} waits for regulatory requirements: {needed}"[:_MAX_MESSAGE]

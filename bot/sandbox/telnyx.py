@@ -59,13 +59,18 @@ _STOCK = [
     ("GB", "national", "3", "UNITED KINGDOM", "1.60", "0.00", 10, ("voice",)),
 ]
 _CALLING = {"US": "1", "GB": "44", "DE": "49", "FR": "33"}
+# country -> [(field_type, name, description)], as GET /v2/regulatory_requirements describes them
 _REGULATED = {
-    "DE": [("address_proof", "Proof of a local address in Germany (utility bill or lease, under 3 months old)")],
+    "DE": [("address", "Local address", "Proof of a local address in Germany (utility bill or lease, under 3 months old)")],
     "FR": [
-        ("address_proof", "Proof of address in France"),
-        ("identity_document", "Copy of a valid identity document of the end user"),
+        ("address", "Address in France", "Proof of address in France"),
+        ("document", "Identity document", "Copy of a valid identity document of the end user"),
     ],
 }
+
+
+def _requirement_id(country: str, name: str) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"telnyx-requirement/{country}/{name}"))
 
 
 def _number(country: str, ndc: str, i: int) -> str:
@@ -116,6 +121,7 @@ class TelnyxSandboxApp(SandboxApp):
         self.route("GET", r"/v2/number_orders")(self._list_orders)
         self.route("GET", r"/v2/number_orders/(?P<id>[^/]+)")(self._get_order)
         self.route("GET", r"/v2/phone_numbers")(self._list_numbers)
+        self.route("GET", r"/v2/regulatory_requirements")(self._requirements)
         self.route("DELETE", r"/v2/phone_numbers/(?P<id>[^/]+)")(self._delete_number)
 
     # --- knobs -----------------------------------------------------------------------
@@ -314,9 +320,16 @@ class TelnyxSandboxApp(SandboxApp):
                 "phone_number": number,
                 "status": "pending",
                 "requirements_met": number not in regulated,
+                "requirements_status": "requirement-info-pending" if number in regulated else "approved",
+                # As Telnyx answers: ids and types only; the words are at GET /v2/regulatory_requirements.
                 "regulatory_requirements": [
-                    {"requirement_id": str(uuid.uuid5(uuid.NAMESPACE_URL, name)), "field_type": name, "description": text, "status": "pending"}
-                    for name, text in _REGULATED.get(self.catalogue[number]["country"], [])
+                    {
+                        "requirement_id": _requirement_id(self.catalogue[number]["country"], name),
+                        "field_type": field_type,
+                        "field_value": None,
+                        "record_type": "phone_number_regulatory_requirement",
+                    }
+                    for field_type, name, _ in _REGULATED.get(self.catalogue[number]["country"], [])
                 ],
             }
             entries.append(entry)
@@ -385,6 +398,21 @@ class TelnyxSandboxApp(SandboxApp):
         wanted = request.query.get("filter[customer_reference]")
         orders = [_shown(o) for _, o in self.state.items(ORDERS) if wanted in (None, o["customer_reference"])]
         return Response.json({"data": orders, "meta": {"total_results": len(orders), "page_number": 1, "page_size": 20, "total_pages": 1}})
+
+    async def _requirements(self, request: Request) -> Response:
+        """What ordering a number (``filter[phone_number]``) or a country (``filter[country_code]``) needs."""
+        number = request.query.get("filter[phone_number]")
+        country = request.query.get("filter[country_code]", "").upper()
+        if number:
+            if number not in self.catalogue:
+                return _error(422, "10015", "Invalid filter", f"{number} is not a number Telnyx offers.")
+            country = self.catalogue[number]["country"]
+        needed = [
+            {"id": _requirement_id(country, name), "name": name, "description": text, "field_type": field_type, "example": None}
+            for field_type, name, text in _REGULATED.get(country, [])
+        ]
+        return Response.json({"data": [{"action": "ordering", "country_code": country, "phone_number_type": "local",
+                                        "regulatory_requirements": needed}]})
 
     # --- phone numbers -----------------------------------------------------------------------
 
