@@ -238,3 +238,17 @@ async def test_second_number_taken_mid_purchase_keeps_the_first_and_says_which_w
     assert done.state == State.FULFILLED and done.numbers == offer.numbers[:1] and done.quantity == 1
     assert offer.numbers[1] in done.outcome and "1 of 2" in done.outcome
     assert bot.sandbox.twilio.owned_numbers() == offer.numbers[:1] and buys(bot) == 2
+
+
+async def test_errors_never_name_the_account_sid():
+    app = create_twilio_sandbox()
+    twilio = client(app)
+    app.faults.add("drop", path=r"/AvailablePhoneNumbers/", times=-1)
+    app.faults.add("status", path=r"/IncomingPhoneNumbers\.json$", status=500, times=-1, body="<html>oops</html>")
+    said = []
+    for call in (twilio.search(SearchQuery("US", "local", "415")), twilio.release("+14155550100")):
+        with pytest.raises(ProviderError) as info:
+            await call
+        said.append(str(info.value))
+    assert "could not be reached" in said[0] and "{AccountSid}" in said[0] + said[1]
+    assert all(SANDBOX_TWILIO_ACCOUNT_SID not in text for text in said)

@@ -153,7 +153,11 @@ class TwilioProvider:
 
     async def _read(self, url: str, params: dict[str, Any] | None = None) -> httpx.Response:
         request = self._client.build_request("GET", url, params=params)
-        return await send_read(self._client, request, provider=PROVIDER, sleep=self._sleep)
+        try:
+            return await send_read(self._client, request, provider=PROVIDER, sleep=self._sleep)
+        except ProviderUnavailable as exc:
+            # The message names the path, which carries the Account SID: say where without it.
+            raise ProviderUnavailable(PROVIDER, exc.message.replace(self.account_sid, "{AccountSid}")) from None
 
     def _error(self, response: httpx.Response, *, cls: type[ProviderError] | None = None) -> ProviderError:
         status = response.status_code
