@@ -316,7 +316,7 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         async def run(c):
             say = err if args.json else print
             query = parse_search(["US", "tollfree", "x2", "sms"])
-            say(f"1. {requester} searches: /numbers search US tollfree x2 sms (sandbox ACS, Plivo)")
+            say(f"1. {requester} searches: /numbers search US tollfree x2 sms (sandbox ACS, Plivo, Twilio, Telnyx)")
             result = await c.service.search(requester, query)
             for o in result.offers[:5]:
                 say("   " + offer_line(o))
