@@ -106,3 +106,15 @@ async def test_a_search_without_via_asks_them_too_and_says_their_failures_apart(
     assert problem.startswith("telnyx said (401, 10009): Authentication failed") and "TELNYX_API_KEY" in problem
     national = await bot.svc.search(REQUESTER, SearchQuery("GB", "national"))
     assert "twilio" not in national.providers and "telnyx" in national.providers
+
+
+async def test_hold_hooks_do_nothing_for_providers_without_them(bot):
+    from bot.providers.base import abandon_hold, extend_hold, extends_holds
+
+    for name in ("acs", "plivo", "webex", "twilio"):
+        provider = bot.c.providers[name]
+        assert not extends_holds(provider)
+        assert await extend_hold(provider, {"search_id": "x"}) is None
+        assert await abandon_hold(provider, {"search_id": "x"}) is None
+    assert extends_holds(bot.c.providers["telnyx"])
+    assert await abandon_hold(bot.c.providers["telnyx"], {}) is None  # no reservation, nothing to say
