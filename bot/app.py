@@ -31,6 +31,7 @@ def build_providers(
     from bot.providers.acs import AcsProvider
     from bot.providers.plivo_numbers import plivo_provider
     from bot.providers.webex import WebexProvider
+    from bot.providers.wiring import twilio_and_telnyx
 
     problems = settings.provider_problems()
     if problems:
@@ -71,6 +72,7 @@ def build_providers(
                 **common,
             ),
         }
+        providers.update(twilio_and_telnyx(settings, sandbox=sandbox, common=common))
         return providers, sandbox
     providers = {}
     if settings.acs_connection_string:
@@ -97,6 +99,7 @@ def build_providers(
             location_id=settings.webex_location_id,
             **common,
         )
+    providers.update(twilio_and_telnyx(settings, common=common))
     return providers, None
 
 

@@ -83,7 +83,12 @@ def offer_line(offer: Offer) -> str:
         parts.append(f"at {d['location_name']} ({d.get('state', '')})")
     caps = "/".join(c for c, on in (("voice", offer.voice), ("sms", offer.sms)) if on) or "no capabilities listed"
     parts.append(caps)
-    parts.append(f"{cost}/month each")
+    if offer.unit_monthly_cost is None and offer.provider == "twilio":
+        parts.append("see Twilio pricing")  # no price from its Pricing API: never shown as $0
+    else:
+        parts.append(f"{cost}/month each")
+    if offer.kind == "purchase" and offer.provider == "twilio":
+        parts.append("not reserved")
     if offer.unit_setup_cost:
         parts.append(f"setup {money(offer.unit_setup_cost, offer.currency)}")
     if offer.expires_at:
@@ -389,7 +394,7 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         async def run(c):
             say = err if args.json else print
             query = parse_search(["US", "tollfree", "x2", "sms"])
-            say(f"1. {requester} searches: /numbers search US tollfree x2 sms (sandbox ACS, Plivo)")
+            say(f"1. {requester} searches: /numbers search US tollfree x2 sms (sandbox ACS, Plivo, Twilio, Telnyx)")
             result = await c.service.search(requester, query)
             for o in result.offers[:5]:
                 say("   " + offer_line(o))
@@ -425,13 +430,17 @@ def cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
     base = f"http://{args.host}:{args.port}"
     from bot.sandbox.acs import SANDBOX_ACS_ACCESS_KEY
     from bot.sandbox.plivo import SANDBOX_PLIVO_AUTH_ID, SANDBOX_PLIVO_AUTH_TOKEN
+    from bot.sandbox.telnyx import SANDBOX_TELNYX_API_KEY
+    from bot.sandbox.twilio import SANDBOX_TWILIO_ACCOUNT_SID, SANDBOX_TWILIO_AUTH_TOKEN
     from bot.sandbox.webex import SANDBOX_WEBEX_TOKEN
 
     # These are the sandbox's own made-up credentials, printed so that they can be pasted.
-    err("Simulated ACS, Plivo and Webex on one port. Point the real clients at them with:")
+    err("Simulated ACS, Plivo, Webex, Twilio and Telnyx on one port. Point the real clients at them with:")
     err(f"  ACS_CONNECTION_STRING='endpoint={base}/;accesskey={SANDBOX_ACS_ACCESS_KEY}'")
     err(f"  PLIVO_API_URL={base} PLIVO_AUTH_ID={SANDBOX_PLIVO_AUTH_ID} PLIVO_AUTH_TOKEN={SANDBOX_PLIVO_AUTH_TOKEN}")
     err(f"  WEBEX_API_URL={base}/v1 WEBEX_ACCESS_TOKEN={SANDBOX_WEBEX_TOKEN}")
+    err(f"  TWILIO_API_URL={base} TWILIO_ACCOUNT_SID={SANDBOX_TWILIO_ACCOUNT_SID} TWILIO_AUTH_TOKEN={SANDBOX_TWILIO_AUTH_TOKEN}")
+    err(f"  TELNYX_API_URL={base} TELNYX_API_KEY={SANDBOX_TELNYX_API_KEY}")
     from bot.sandbox.sdk_hints import official_sdk_lines
 
     err("The official SDKs, in Python:")
@@ -471,11 +480,11 @@ def parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(
         prog="numbers-bot",
-        description="Search, request, approve and buy phone numbers (ACS, Plivo, Webex) — Slack bot and CLI.",
+        description="Search, request, approve and buy phone numbers (ACS, Plivo, Webex, Twilio, Telnyx) — Slack bot and CLI.",
     )
     sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
 
-    s = sub.add_parser("search", parents=[common], help="search: <CC> [local|tollfree|national] [prefix] [xN] [sms] [voice] [via acs|plivo]")
+    s = sub.add_parser("search", parents=[common], help="search: <CC> [local|tollfree|national] [prefix] [xN] [sms] [voice] [via acs|plivo|twilio|telnyx]")
     s.add_argument("words", nargs="+", metavar="WORD")
     s.set_defaults(run=cmd_search)
 

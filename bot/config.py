@@ -53,8 +53,10 @@ PROVIDER_SETTINGS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "acs": (("ACS_CONNECTION_STRING",), ()),
     "plivo": (("PLIVO_AUTH_ID", "PLIVO_AUTH_TOKEN"), ("PLIVO_APP_ID",)),
     "webex": (("WEBEX_ACCESS_TOKEN",), ("WEBEX_ORG_ID", "WEBEX_LOCATION_ID")),
+    "twilio": (("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"), ("TWILIO_ADDRESS_SID", "TWILIO_BUNDLE_SID")),
+    "telnyx": (("TELNYX_API_KEY",), ("TELNYX_CONNECTION_ID", "TELNYX_MESSAGING_PROFILE_ID")),
 }
-PROVIDER_LABELS = {"acs": "ACS", "plivo": "Plivo", "webex": "Webex"}
+PROVIDER_LABELS = {"acs": "ACS", "plivo": "Plivo", "webex": "Webex", "twilio": "Twilio", "telnyx": "Telnyx"}
 
 SANDBOX_NOTICE = "Sandbox — nothing is bought"
 
@@ -104,6 +106,15 @@ class Settings(BaseSettings):
     webex_org_id: str | None = Field(None, alias="WEBEX_ORG_ID")
     webex_location_id: str | None = Field(None, alias="WEBEX_LOCATION_ID", max_length=36)
     webex_api_url: str = Field("https://webexapis.com/v1", alias="WEBEX_API_URL")
+    twilio_account_sid: str | None = Field(None, alias="TWILIO_ACCOUNT_SID")
+    twilio_auth_token: SecretStr | None = Field(None, alias="TWILIO_AUTH_TOKEN")
+    twilio_api_url: str = Field("https://api.twilio.com", alias="TWILIO_API_URL")
+    twilio_address_sid: str | None = Field(None, alias="TWILIO_ADDRESS_SID")
+    twilio_bundle_sid: str | None = Field(None, alias="TWILIO_BUNDLE_SID")
+    telnyx_api_key: SecretStr | None = Field(None, alias="TELNYX_API_KEY")
+    telnyx_api_url: str = Field("https://api.telnyx.com", alias="TELNYX_API_URL")
+    telnyx_connection_id: str | None = Field(None, alias="TELNYX_CONNECTION_ID")
+    telnyx_messaging_profile_id: str | None = Field(None, alias="TELNYX_MESSAGING_PROFILE_ID")
 
     @field_validator("request_ttl", "remind_after", mode="before")
     @classmethod
@@ -149,6 +160,26 @@ class Settings(BaseSettings):
             return None
         if not re.fullmatch(r"(MA|SA)[A-Z0-9]{18}", v):
             raise ValueError("a Plivo auth id: 20 characters starting MA or SA")
+        return v
+
+    @field_validator("twilio_account_sid")
+    @classmethod
+    def _twilio_sid(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return None
+        v = v.strip()
+        if not re.fullmatch(r"AC[0-9a-fA-F]{32}", v):
+            raise ValueError("a Twilio Account SID: AC followed by 32 hexadecimal characters (Twilio console → Account Info)")
+        return v
+
+    @field_validator("twilio_address_sid", "twilio_bundle_sid", "telnyx_connection_id", "telnyx_messaging_profile_id")
+    @classmethod
+    def _optional_id(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return None
+        v = v.strip()
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", v):
+            raise ValueError("an id of letters, digits, - and _ (at most 64 characters)")
         return v
 
     @field_validator("acs_connection_string")
@@ -217,7 +248,8 @@ class Settings(BaseSettings):
             raise ConfigError(
                 [
                     "no provider is configured: set ACS_CONNECTION_STRING, PLIVO_AUTH_ID and PLIVO_AUTH_TOKEN, "
-                    "or WEBEX_ACCESS_TOKEN; or set NUMBERS_SANDBOX=1 to run on simulated providers (nothing is bought)"
+                    "WEBEX_ACCESS_TOKEN, TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN, or TELNYX_API_KEY; "
+                    "or set NUMBERS_SANDBOX=1 to run on simulated providers (nothing is bought)"
                 ]
             )
 
@@ -243,6 +275,8 @@ class Settings(BaseSettings):
             self.acs_connection_string,
             self.plivo_auth_token,
             self.webex_access_token,
+            self.twilio_auth_token,
+            self.telnyx_api_key,
         ):
             if v is not None and v.get_secret_value():
                 out.append(v.get_secret_value())

@@ -41,13 +41,17 @@ from bot.domain.display import e164
 from bot.domain.models import HeldNumber, NumberRequest, Offer
 from bot.domain.policy import Policy
 from bot.domain.states import DESCRIBED, State
-from bot.providers.base import Provider, Requester, SearchQuery
+from bot.providers.base import Provider, Requester, SearchQuery, abandon_hold, extend_hold, extends_holds
 from bot.store.db import Store
 from bot.store.threaded import ThreadedStore
 
 log = logging.getLogger(__name__)
 
 MAX_JUSTIFICATION = 3000
+# A provider hold made at request time (Telnyx) is extended once it has less than this left.
+HOLD_EXTEND_MARGIN = 5 * 60
+HOLD_CHECK_EVERY = 30  # seconds between looks for holds to extend (the margin leaves ten such looks)
+NO_NATIONAL = ("acs", "twilio")  # providers that sell no "national" number type
 POLICY_ACTOR = "policy"
 WORKER_ACTOR = "numbers-bot"
 
@@ -187,7 +191,71 @@ def sort_key(offer: Offer) -> tuple[int, Decimal, str]:
     return (1 if unit is None else 0, unit if unit is not None else Decimal(0), offer.provider)
 
 
-class NumbersService:
+class HoldKeeping:
+    """Provider holds made at request time (Telnyx reservations) follow the request.
+
+    While a request waits for approval its hold is extended before it lapses;
+    when the request is denied, cancelled or expires the hold is let go. Mixed
+    into ``NumbersService``; failures are logged and audited, never raised: a
+    hold that could not be extended is found out at purchase, where the worker
+    searches again (SPEC.md "Holds").
+    """
+
+    store: ThreadedStore
+    providers: dict[str, Provider]
+    clock: Callable[[], datetime]
+    _holds_checked_at: datetime | None = None
+
+    async def extend_holds(self) -> list[NumberRequest]:
+        """Extend every pending request's hold that ends within ``HOLD_EXTEND_MARGIN``.
+
+        Called on every worker pass; looks at the store at most every ``HOLD_CHECK_EVERY``
+        seconds, and not at all when no enabled provider keeps such holds."""
+        now = self.clock()
+        if not any(extends_holds(p) for p in self.providers.values()):
+            return []
+        if self._holds_checked_at is not None and (now - self._holds_checked_at).total_seconds() < HOLD_CHECK_EVERY:
+            return []
+        self._holds_checked_at = now
+        extended = []
+        for request in await self.store.list_requests(states=[State.PENDING], limit=1000, oldest_first=True):
+            provider = self.providers.get(request.provider)
+            if provider is None or not extends_holds(provider) or request.hold_expires_at is None:
+                continue
+            if (request.hold_expires_at - now).total_seconds() > HOLD_EXTEND_MARGIN:
+                continue
+            try:
+                until = await extend_hold(provider, request.ref)
+            except NumbersError as exc:
+                log.warning("could not extend the hold of request %s: %s", request.id, exc)
+                await self.store.add_event(request.id, WORKER_ACTOR, "hold_not_extended", f"the hold could not be extended: {exc}")
+                continue
+            if until is None:
+                continue
+            moved = await self.store.update_request(
+                request.id,
+                expect_state=State.PENDING,
+                changes={"hold_expires_at": until},
+                event=(WORKER_ACTOR, "hold_extended", f"{request.provider} hold extended to {until.isoformat()}", {}),
+            )
+            if moved is not None:
+                extended.append(moved)
+                await self.tell(moved, "hold_extended")  # type: ignore[attr-defined]
+        return extended
+
+    async def let_hold_go(self, request: NumberRequest) -> None:
+        provider = self.providers.get(request.provider)
+        if provider is None or request.kind == "release":
+            return
+        try:
+            note = await abandon_hold(provider, request.ref)
+        except NumbersError as exc:
+            note = f"the hold could not be let go: {exc}"
+        if note:
+            await self.store.add_event(request.id, WORKER_ACTOR, "hold_abandoned", note)
+
+
+class NumbersService(HoldKeeping):
     def __init__(
         self,
         store: Store | ThreadedStore,
@@ -247,7 +315,7 @@ class NumbersService:
             return [query.provider]
         names = [n for n in SEARCH_PROVIDERS if n in self.providers]
         if query.number_type == "national":
-            names = [n for n in names if n != "acs"]  # ACS sells geographic and toll-free only
+            names = [n for n in names if n not in NO_NATIONAL]  # ACS and Twilio sell no national type
         return names
 
     async def search(self, user: str, query: SearchQuery) -> SearchResult:
@@ -345,6 +413,8 @@ class NumbersService:
             email = await self.directory.email(user)
         provider = self.provider(offer.provider)
         extra = await provider.prepare(offer.draft(), quantity, Requester(user_id=user, email=email))
+        # A hold made now (a Telnyx reservation) ends when the provider says, not when the search did.
+        hold_expires_at = extra.pop("hold_expires_at", None) or offer.expires_at
         request = await self.store.create_request(
             {
                 "offer_id": offer.id,
@@ -361,7 +431,7 @@ class NumbersService:
                 "justification": justification,
                 "ref": {**offer.ref, **extra},
                 "expires_at": now + timedelta(seconds=self.request_ttl),
-                "hold_expires_at": offer.expires_at,
+                "hold_expires_at": hold_expires_at,
             },
             actor=user,
             message=f"requested {quantity} {offer.provider} number(s) from offer {offer.id}",
@@ -447,6 +517,7 @@ class NumbersService:
         await self._refused(request.id, user, action, exc)
         if moved is not None:
             await self.tell(moved, "expired")
+            await self.let_hold_go(moved)
         raise exc
 
     async def approve(self, request_id: int, user: str) -> ApproveResult:
@@ -538,6 +609,7 @@ class NumbersService:
             await self._refused(request.id, user, "deny", lost)
             raise lost
         await self.tell(moved, "denied", actor=user, text=reason.strip())
+        await self.let_hold_go(moved)
         return moved
 
     async def may_deny(self, request_id: int, user: str) -> NumberRequest:
@@ -566,6 +638,7 @@ class NumbersService:
         if moved is None:
             raise Conflict(f"Request #{request.id} is already {(await self.get(request.id)).state.value}.")
         await self.tell(moved, "cancelled", actor=user)
+        await self.let_hold_go(moved)
         return moved
 
     # --- reading ----------------------------------------------------------
@@ -730,6 +803,7 @@ class NumbersService:
             if moved is not None:
                 expired.append(moved)
                 await self.tell(moved, "expired")
+                await self.let_hold_go(moved)
         return expired
 
     async def _expire(self, request: NumberRequest) -> NumberRequest | None:

@@ -142,6 +142,7 @@ class Worker:
         if self.housekeeping:
             await self.service.expire_due()
             await self.service.remind_due()
+            await self.service.extend_holds()
         for request in await self.store.approved_without_operation():
             if ("start", request.id) not in self._busy:
                 self._spawn(("start", request.id), self.start(request.id))
@@ -272,6 +273,7 @@ class Worker:
         ``pending`` with the new offer for a fresh approval.
         """
         svc = self.service
+        gone = _why_searching_again(request.provider)
         offer = await svc.offer(request.offer_id)
         provider = svc.provider(request.provider)
         try:
@@ -286,8 +288,8 @@ class Worker:
                 State.FAILED,
                 actor=WORKER_ACTOR,
                 kind="failed",
-                message=f"the hold expired and the search again failed: {exc}",
-                changes={"outcome": f"The hold expired and searching again failed: {exc}"},
+                message=f"{gone.lower()} and the search again failed: {exc}",
+                changes={"outcome": f"{gone} and searching again failed: {exc}"},
             )
             if moved:
                 await svc.tell(moved, "failed", text=str(exc))
@@ -307,16 +309,16 @@ class Worker:
             await self.store.save_offers(
                 fresh,
                 actor=WORKER_ACTOR,
-                message=f"searched again for request #{request.id}: the hold expired",
+                message=f"searched again for request #{request.id}: {gone.lower()}",
                 data={"request": request.id, "offers": [o.id for o in fresh]},
             )
         if good:
             new = good[0]
             changed = sorted(set(new.numbers) ^ set(request.numbers))
             note = (
-                "The hold expired; searched again and got the same numbers."
+                f"{gone}; searched again and got the same numbers."
                 if not changed
-                else "The hold expired; searched again. Numbers now: "
+                else f"{gone}; searched again. Numbers now: "
                 + ", ".join(both(n) for n in new.numbers)
                 + " (was "
                 + ", ".join(both(n) for n in request.numbers)
@@ -340,11 +342,11 @@ class Worker:
             return moved
         best = fresh[0] if fresh else None
         if best is None:
-            reason = "The hold expired and searching again found no numbers; the request needs a new approval once numbers are found."
+            reason = f"{gone} and searching again found no numbers; the request needs a new approval once numbers are found."
             changes: dict[str, Any] = {"outcome": reason, "approvals": [], "decided_by": None, "decided_at": None}
         else:
             reason = (
-                f"The hold expired and the new search found {best.quantity} number(s) at "
+                f"{gone} and the new search found {best.quantity} number(s) at "
                 f"{best.unit_monthly_cost if best.unit_monthly_cost is not None else 'unknown cost'} {best.currency}/month each "
                 f"(approved: {request.quantity} at {approved_unit}); it needs a fresh approval."
             )
@@ -477,7 +479,11 @@ class Worker:
                 State.APPROVED,
                 actor=WORKER_ACTOR,
                 kind="hold_expired",
-                message=f"the hold ran out before the purchase was taken; searching again ({exc.message})",
+                message=(
+                    f"{_why_searching_again(request.provider).lower()}; searching again ({exc.message})"
+                    if request.provider == "twilio"
+                    else f"the hold ran out before the purchase was taken; searching again ({exc.message})"
+                ),
                 changes={"hold_expires_at": HOLD_GONE},
                 finish_operation=op.id,
             )
@@ -682,6 +688,13 @@ async def recover(provider: Provider, job: Job) -> Step | None:
     if job.kind == "release":
         return None
     return await provider.recover(job)
+
+
+def _why_searching_again(provider: str) -> str:
+    """The card's words for why the numbers may change: Twilio has no hold to expire."""
+    if provider == "twilio":
+        return "A number was bought by someone else before the purchase (Twilio holds none)"
+    return "The hold expired"
 
 
 def _verb(kind: str) -> str:

@@ -23,6 +23,8 @@ from typing import Any, Awaitable, Callable
 import httpx
 
 from bot.sandbox.acs import SANDBOX_ACS_ACCESS_KEY
+from bot.sandbox.telnyx import SANDBOX_TELNYX_API_KEY
+from bot.sandbox.twilio import SANDBOX_TWILIO_ACCOUNT_SID, SANDBOX_TWILIO_AUTH_TOKEN
 from bot.sandbox.plivo import SANDBOX_PLIVO_AUTH_ID, SANDBOX_PLIVO_AUTH_TOKEN
 from bot.sandbox.webex import SANDBOX_WEBEX_TOKEN
 from aiohttp import web
@@ -208,6 +210,11 @@ class ServedSandbox:
             "PLIVO_API_URL": self.base,
             "WEBEX_ACCESS_TOKEN": SANDBOX_WEBEX_TOKEN,
             "WEBEX_API_URL": f"{self.base}/v1",
+            "TWILIO_ACCOUNT_SID": SANDBOX_TWILIO_ACCOUNT_SID,
+            "TWILIO_AUTH_TOKEN": SANDBOX_TWILIO_AUTH_TOKEN,
+            "TWILIO_API_URL": self.base,
+            "TELNYX_API_KEY": SANDBOX_TELNYX_API_KEY,
+            "TELNYX_API_URL": self.base,
         }
 
 

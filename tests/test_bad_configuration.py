@@ -58,8 +58,9 @@ def test_serve_from_the_command_line_says_why_it_does_not_start(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.splitlines()[:2] == [
         "numbers-bot cannot start:",
-        "  no provider is configured: set ACS_CONNECTION_STRING, PLIVO_AUTH_ID and PLIVO_AUTH_TOKEN, or "
-        "WEBEX_ACCESS_TOKEN; or set NUMBERS_SANDBOX=1 to run on simulated providers (nothing is bought)",
+        "  no provider is configured: set ACS_CONNECTION_STRING, PLIVO_AUTH_ID and PLIVO_AUTH_TOKEN, "
+        "WEBEX_ACCESS_TOKEN, TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN, or TELNYX_API_KEY; "
+        "or set NUMBERS_SANDBOX=1 to run on simulated providers (nothing is bought)",
     ]
     assert "Traceback" not in proc.stderr
 

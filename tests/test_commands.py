@@ -61,7 +61,7 @@ def test_understood(text, expected):
         ("search US xx", "not a quantity"),
         ("search US x2 x3", "quantity once"),
         ("search US via", "`via` needs a provider"),
-        ("search US via twilio", "not a provider I can search"),
+        ("search US via sinch", "not a provider I can search"),
         ("search US via webex", "/numbers assign"),
         ("search US cheap", "I don't understand `cheap`"),
         ("show", "needs a request id"),

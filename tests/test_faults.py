@@ -22,16 +22,33 @@ from bot.sandbox import SandboxServices, combined_app
 from bot.sandbox.acs import SANDBOX_ACS_ACCESS_KEY
 from bot.sandbox.common import Clock
 from bot.sandbox.plivo import SANDBOX_PLIVO_AUTH_ID, SANDBOX_PLIVO_AUTH_TOKEN
+from bot.sandbox.telnyx import SANDBOX_TELNYX_API_KEY
+from bot.sandbox.twilio import SANDBOX_TWILIO_ACCOUNT_SID, SANDBOX_TWILIO_AUTH_TOKEN
 from bot.sandbox.webex import SANDBOX_WEBEX_TOKEN
 from tests.conftest import APPROVER, REQUESTER, make_env
 
-SEARCH_PATH = {"acs": r":search$", "plivo": r"/AvailableNumberGroup/$", "webex": r"/availableNumbers$"}
+SEARCH_PATH = {
+    "acs": r":search$",
+    "plivo": r"/AvailableNumberGroup/$",
+    "webex": r"/availableNumbers$",
+    "twilio": r"/AvailablePhoneNumbers/US/[A-Za-z]+\.json$",
+    "telnyx": r"/v2/available_phone_numbers$",
+}
 SPEND = {
     "acs": ("POST", r"/availablePhoneNumbers/:purchase$"),
     "plivo": ("POST", r"/AvailableNumberGroup/\d+/$"),
     "webex": ("PUT", r"/v1/people/[^/]+$"),
+    "twilio": ("POST", r"/IncomingPhoneNumbers\.json$"),
+    "telnyx": ("POST", r"/v2/number_orders$"),
 }
-SECRETS = (SANDBOX_ACS_ACCESS_KEY, SANDBOX_PLIVO_AUTH_TOKEN, SANDBOX_WEBEX_TOKEN)
+SECRETS = (
+    SANDBOX_ACS_ACCESS_KEY,
+    SANDBOX_PLIVO_AUTH_TOKEN,
+    SANDBOX_WEBEX_TOKEN,
+    SANDBOX_TWILIO_AUTH_TOKEN,
+    SANDBOX_TELNYX_API_KEY,
+)
+PROVIDERS = ["acs", "plivo", "webex", "twilio", "telnyx"]
 
 
 def free_port() -> int:
@@ -64,7 +81,14 @@ async def served(settings_env):
     waits = Waits()
     envs = []
 
-    def make(acs_base: str = base, plivo_base: str = base, webex_base: str = base, **overrides):
+    def make(
+        acs_base: str = base,
+        plivo_base: str = base,
+        webex_base: str = base,
+        twilio_base: str = base,
+        telnyx_base: str = base,
+        **overrides,
+    ):
         settings = settings_env(
             ACS_CONNECTION_STRING=f"endpoint={acs_base}/;accesskey={overrides.pop('acs_key', SANDBOX_ACS_ACCESS_KEY)}",
             PLIVO_AUTH_ID=SANDBOX_PLIVO_AUTH_ID,
@@ -72,6 +96,11 @@ async def served(settings_env):
             PLIVO_API_URL=plivo_base,
             WEBEX_ACCESS_TOKEN=overrides.pop("webex_token", SANDBOX_WEBEX_TOKEN),
             WEBEX_API_URL=f"{webex_base}/v1",
+            TWILIO_ACCOUNT_SID=SANDBOX_TWILIO_ACCOUNT_SID,
+            TWILIO_AUTH_TOKEN=overrides.pop("twilio_token", SANDBOX_TWILIO_AUTH_TOKEN),
+            TWILIO_API_URL=twilio_base,
+            TELNYX_API_KEY=overrides.pop("telnyx_key", SANDBOX_TELNYX_API_KEY),
+            TELNYX_API_URL=telnyx_base,
             NUMBERS_POLL_INTERVAL=0.01,
             NUMBERS_PROVIDER_TIMEOUT=0.5,
             **overrides,
@@ -110,7 +139,7 @@ READ_FAULTS = [
 ]
 
 
-@pytest.mark.parametrize("provider", ["acs", "plivo", "webex"])
+@pytest.mark.parametrize("provider", PROVIDERS)
 @pytest.mark.parametrize("name,fault,times,expect", READ_FAULTS, ids=[f[0] for f in READ_FAULTS])
 async def test_search_faults(served, provider, name, fault, times, expect):
     env = served()
@@ -136,7 +165,7 @@ async def test_search_faults(served, provider, name, fault, times, expect):
     assert app.count(method, SEARCH_PATH[provider]) <= 5
 
 
-@pytest.mark.parametrize("provider", ["acs", "plivo", "webex"])
+@pytest.mark.parametrize("provider", PROVIDERS)
 async def test_connection_refused_is_said_plainly(served, provider):
     closed = f"http://127.0.0.1:{free_port()}"
     env = served(**{f"{provider}_base": closed})
@@ -144,10 +173,11 @@ async def test_connection_refused_is_said_plainly(served, provider):
     assert len(result.problems) == 1 and re.search(r"could not (be )?reach", result.problems[0]), result.problems
 
 
-@pytest.mark.parametrize("provider", ["acs", "plivo", "webex"])
+@pytest.mark.parametrize("provider", PROVIDERS)
 async def test_wrong_credentials_say_so_without_the_secret(served, provider):
     wrong = {"acs": {"acs_key": "d3Jvbmcta2V5LXdyb25nLWtleQ=="}, "plivo": {"plivo_token": "wrong-token-123456"},
-             "webex": {"webex_token": "wrong-token-123456"}}[provider]
+             "webex": {"webex_token": "wrong-token-123456"}, "twilio": {"twilio_token": "wrong-token-123456"},
+             "telnyx": {"telnyx_key": "wrong-token-123456"}}[provider]
     env = served(**wrong)
     result = await search(env, provider)
     assert len(result.problems) == 1
@@ -165,19 +195,24 @@ async def request_for(env, provider):
 SPEND_FAULTS = [
     # name, fault, expected state per provider, spending calls that reach the provider's handler
     ("500 before acting", dict(kind="status", status=500),
-     {"acs": State.FULFILLED, "plivo": State.NEEDS_ATTENTION, "webex": State.FULFILLED}),
+     {"acs": State.FULFILLED, "plivo": State.NEEDS_ATTENTION, "webex": State.FULFILLED,
+      "twilio": State.FULFILLED, "telnyx": State.FULFILLED}),
     ("502 after acting", dict(kind="after", status=502),
-     {"acs": State.FULFILLED, "plivo": State.NEEDS_ATTENTION, "webex": State.FULFILLED}),
+     {"acs": State.FULFILLED, "plivo": State.NEEDS_ATTENTION, "webex": State.FULFILLED,
+      "twilio": State.FULFILLED, "telnyx": State.FULFILLED}),
     ("timeout", dict(kind="delay", seconds=1.0),
-     {"acs": State.FULFILLED, "plivo": State.NEEDS_ATTENTION, "webex": State.FULFILLED}),
+     {"acs": State.FULFILLED, "plivo": State.NEEDS_ATTENTION, "webex": State.FULFILLED,
+      "twilio": State.FULFILLED, "telnyx": State.FULFILLED}),
     ("429 Retry-After", dict(kind="status", status=429, headers={"Retry-After": "1"}),
-     {"acs": State.FULFILLED, "plivo": State.FULFILLED, "webex": State.FULFILLED}),
+     {"acs": State.FULFILLED, "plivo": State.FULFILLED, "webex": State.FULFILLED,
+      "twilio": State.FULFILLED, "telnyx": State.FULFILLED}),
     ("401", dict(kind="status", status=401),
-     {"acs": State.FAILED, "plivo": State.FAILED, "webex": State.FAILED}),
+     {"acs": State.FAILED, "plivo": State.FAILED, "webex": State.FAILED,
+      "twilio": State.FAILED, "telnyx": State.FAILED}),
 ]
 
 
-@pytest.mark.parametrize("provider", ["acs", "plivo", "webex"])
+@pytest.mark.parametrize("provider", PROVIDERS)
 @pytest.mark.parametrize("name,fault,expected", SPEND_FAULTS, ids=[f[0] for f in SPEND_FAULTS])
 async def test_spending_faults(served, provider, name, fault, expected):
     env = served()
@@ -193,9 +228,12 @@ async def test_spending_faults(served, provider, name, fault, expected):
     assert done.outcome is None or all(secret not in done.outcome for secret in SECRETS)
     if done.state == State.FULFILLED and provider != "webex":
         # Bought once: the provider's own books hold exactly the numbers of this request.
-        obtained = (
-            served.services.acs.purchased() if provider == "acs" else served.services.plivo.rented_numbers()
-        )
+        obtained = {
+            "acs": served.services.acs.purchased,
+            "plivo": served.services.plivo.rented_numbers,
+            "twilio": served.services.twilio.owned_numbers,
+            "telnyx": served.services.telnyx.owned_numbers,
+        }[provider]()
         assert sorted(e164(n) for n in obtained) == sorted(done.numbers)
     if done.state == State.NEEDS_ATTENTION:
         assert env.notes.whats(request.id)[-1] == "needs_attention"

@@ -15,15 +15,15 @@ import phonenumbers
 from bot.domain.errors import UsageError
 from bot.providers.base import NUMBER_TYPES, SearchQuery
 
-SEARCH_PROVIDERS = ("acs", "plivo")
+SEARCH_PROVIDERS = ("acs", "plivo", "twilio", "telnyx")
 MAX_TEXT = 500
 MAX_REASON = 3000  # a justification, a deny or release reason: the longest free text anyone types
 
 USAGE = """\
 *Usage* — `/numbers <verb> …`
 • `/numbers` or `/numbers search` — open the search form
-• `/numbers search <CC> [local|tollfree|national] [<area code or prefix>] [x<N>] [sms] [voice] [via acs|plivo]`
-   e.g. `/numbers search US tollfree 833 x2 sms`, `/numbers search GB local 20 via plivo`
+• `/numbers search <CC> [local|tollfree|national] [<area code or prefix>] [x<N>] [sms] [voice] [via acs|plivo|twilio|telnyx]`
+   e.g. `/numbers search US tollfree 833 x2 sms`, `/numbers search GB local 20 via plivo`, `/numbers search US local 415 via twilio`
 • `/numbers assign [<location>]` — Webex numbers you can take as your primary number
 • `/numbers mine` — your requests
 • `/numbers pending` — requests waiting for a decision (approvers)
@@ -120,11 +120,11 @@ def parse_search(words: list[str]) -> SearchQuery:
             voice = True
         elif low == "via":
             if i + 1 >= len(words):
-                raise usage_error("`via` needs a provider: `via acs` or `via plivo`.")
+                raise usage_error("`via` needs a provider: `via acs`, `via plivo`, `via twilio` or `via telnyx`.")
             name = words[i + 1].lower()
             if name not in SEARCH_PROVIDERS:
                 hint = " (Webex numbers are listed with `/numbers assign`)" if name == "webex" else ""
-                raise usage_error(f"`{words[i + 1]}` is not a provider I can search; use `acs` or `plivo`{hint}.")
+                raise usage_error(f"`{words[i + 1]}` is not a provider I can search; use `acs`, `plivo`, `twilio` or `telnyx`{hint}.")
             provider = name
             i += 1
         elif re.fullmatch(r"x\S*", low):
@@ -132,7 +132,7 @@ def parse_search(words: list[str]) -> SearchQuery:
         else:
             raise usage_error(
                 f"I don't understand `{word}` in the search. Expected a number type (local, tollfree, national), "
-                "an area code or prefix (digits), a quantity (x2), sms, voice, or via acs|plivo."
+                "an area code or prefix (digits), a quantity (x2), sms, voice, or via acs|plivo|twilio|telnyx."
             )
         i += 1
     return SearchQuery(

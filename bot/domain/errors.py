@@ -12,13 +12,16 @@
     ├── DirectoryUnavailable     Slack could not say who is an approver; the click is refused
     └── ProviderError            a provider refused or failed; carries provider, status, code
         ├── ProviderAuthError    401/403: the credentials are wrong
-        ├── HoldExpired          the purchase was refused because the held search expired;
+        ├── HoldExpired          the purchase was refused because the held search expired, or
+        │                        the number was sold meanwhile (Twilio 21422, Telnyx 85001);
         │                        nothing was spent, the search can be run again
         ├── ProviderUnavailable  timeouts, connection errors, 5xx, throttling we gave up on;
         │                        safe to retry for reads, never blindly for spending calls
         └── OutcomeUnknown       a spending call was sent and we cannot tell whether the
                                  provider acted; the request must go to ``needs_attention``
-                                 unless the provider can be asked (ACS ``purchase_<searchId>``)
+                                 unless the provider can be asked (ACS ``purchase_<searchId>``,
+                                 Twilio's number look-up by FriendlyName, Telnyx's orders by
+                                 ``customer_reference``)
 
 Messages never contain secrets: providers build them from the provider's own
 error text and the request's method and path, never from headers or URLs with

@@ -17,6 +17,13 @@ A provider adapter turns one provider's HTTP API into four moves:
   ``needs_attention``, never a second submit).
 * ``check()`` → a harmless call for ``numbers-bot doctor``; returns a short text.
 
+Optional, for providers whose hold is made at request time (Telnyx reserves in
+``prepare``): ``extend_hold(ref)`` → the hold's new end while the request waits
+for approval, and ``abandon(ref)`` → let the hold go when the request is denied,
+cancelled or expires (returns a note for the audit log, or None). Call them
+through ``extend_hold`` and ``abandon_hold`` below, which do nothing for
+providers without them.
+
 Money is ``Decimal`` end to end; times are aware UTC datetimes.
 """
 
@@ -174,6 +181,22 @@ class Provider(Protocol):
     async def check(self) -> str: ...
 
     async def aclose(self) -> None: ...
+
+
+async def extend_hold(provider: Provider, ref: dict[str, Any]) -> datetime | None:
+    """The hold's new end, or None when the provider keeps no hold it can extend."""
+    extend = getattr(provider, "extend_hold", None)
+    return await extend(ref) if extend is not None else None
+
+
+def extends_holds(provider: Provider) -> bool:
+    return getattr(provider, "extend_hold", None) is not None
+
+
+async def abandon_hold(provider: Provider, ref: dict[str, Any]) -> str | None:
+    """Let the request's hold go; a note for the audit log, or None when there was nothing to do."""
+    abandon = getattr(provider, "abandon", None)
+    return await abandon(ref) if abandon is not None else None
 
 
 # --- HTTP helpers shared by the adapters -------------------------------------

@@ -1,9 +1,11 @@
-"""Simulated ACS, Plivo and Webex services that speak the real HTTP protocols.
+"""Simulated ACS, Plivo, Webex, Twilio and Telnyx services that speak the real HTTP protocols.
 
-``SandboxServices`` builds the three apps over one state file (each in its own
+``SandboxServices`` builds the apps over one state file (each in its own
 table) and one clock; ``combined_app`` serves them on one port, told apart by
-path as the real APIs are: ``/v1/Account/…`` is Plivo, other ``/v1/…`` paths
-are Webex, everything else (``/availablePhoneNumbers``, ``/phoneNumbers``) is ACS.
+path as the real APIs are: ``/v1/Account/…`` is Plivo, ``/2010-04-01/…`` and
+``/v1/PhoneNumbers/…`` (its Pricing API) are Twilio, ``/v2/…`` is Telnyx, other
+``/v1/…`` paths are Webex, everything else (``/availablePhoneNumbers``,
+``/phoneNumbers``) is ACS.
 """
 
 from __future__ import annotations
@@ -20,11 +22,15 @@ class SandboxServices:
     plivo: SandboxApp
     webex: SandboxApp
     clock: Clock
+    twilio: SandboxApp | None = None
+    telnyx: SandboxApp | None = None
 
     @classmethod
     def create(cls, path: str | None = None, clock: Clock | None = None, latency: float = 0.0) -> "SandboxServices":
         from bot.sandbox.acs import create_acs_sandbox
         from bot.sandbox.plivo import create_plivo_sandbox
+        from bot.sandbox.telnyx import create_telnyx_sandbox
+        from bot.sandbox.twilio import create_twilio_sandbox
         from bot.sandbox.webex import create_webex_sandbox
 
         clock = clock or Clock()
@@ -33,6 +39,8 @@ class SandboxServices:
             plivo=create_plivo_sandbox(SandboxState(path, "plivo"), clock),
             webex=create_webex_sandbox(SandboxState(path, "webex"), clock),
             clock=clock,
+            twilio=create_twilio_sandbox(SandboxState(path, "twilio"), clock),
+            telnyx=create_telnyx_sandbox(SandboxState(path, "telnyx"), clock),
         )
         for app in services.apps.values():
             app.latency = latency
@@ -40,11 +48,15 @@ class SandboxServices:
 
     @property
     def apps(self) -> dict[str, SandboxApp]:
-        return {"acs": self.acs, "plivo": self.plivo, "webex": self.webex}
+        apps = {"acs": self.acs, "plivo": self.plivo, "webex": self.webex}
+        for name, app in (("twilio", self.twilio), ("telnyx", self.telnyx)):
+            if app is not None:
+                apps[name] = app
+        return apps
 
 
 def combined_app(services: SandboxServices) -> Callable:
-    """One ASGI app serving all three, routed by path like the real hosts."""
+    """One ASGI app serving them all, routed by path like the real hosts."""
 
     async def app(scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] == "lifespan":
@@ -53,6 +65,10 @@ def combined_app(services: SandboxServices) -> Callable:
         path = scope.get("path", "")
         if path.startswith("/v1/Account/"):
             target = services.plivo
+        elif services.twilio is not None and path.startswith(("/2010-04-01/", "/v1/PhoneNumbers/")):
+            target = services.twilio
+        elif services.telnyx is not None and path.startswith("/v2/"):
+            target = services.telnyx
         elif path.startswith("/v1/"):
             target = services.webex
         elif path.startswith("/_sandbox/") and scope.get("query_string", b"").startswith(b"service="):

@@ -59,7 +59,9 @@ CONTEXT_TEXT_MAX = 2000
 HEADER_TEXT_MAX = 150
 MESSAGE_TEXT_MAX = 3000  # the fallback text; Slack allows more, notifications show far less
 
-PROVIDER_NAMES = {"acs": "ACS", "plivo": "Plivo", "webex": "Webex Calling"}
+PROVIDER_NAMES = {"acs": "ACS", "plivo": "Plivo", "webex": "Webex Calling", "twilio": "Twilio", "telnyx": "Telnyx"}
+# Twilio's search holds nothing: said on offers and cards so nobody counts on the number staying free.
+NOT_RESERVED = "not reserved — Twilio holds no numbers; if one is taken meanwhile, the bot buys an equivalent at no more than the approved cost, or asks again"
 DOING = {"purchase": "buying", "rent": "renting", "assign": "assigning", "release": "releasing"}
 DONE = {"purchase": "Purchased", "rent": "Rented", "assign": "Assigned", "release": "Released"}
 
@@ -244,9 +246,14 @@ def _now(now: datetime | None) -> datetime:
 # --- offers ---------------------------------------------------------------------------
 
 
+def unquoted_cost(provider: str) -> str:
+    # Twilio's search carries no price; its Pricing API may be closed to the account: never show $0.
+    return "see Twilio pricing" if provider == "twilio" else f"cost not quoted by {provider_name(provider)}"
+
+
 def cost_text(unit: Decimal | None, quantity: int, setup: Decimal | None, currency: str, provider: str) -> str:
     if unit is None:
-        text = f"cost not quoted by {provider_name(provider)}"
+        text = unquoted_cost(provider)
     elif quantity > 1:
         text = f"*{money(unit, currency)}/month* each — {money(unit * quantity, currency)}/month for {quantity}"
     else:
@@ -269,6 +276,10 @@ def offer_text(offer: Offer, *, now: datetime | None = None) -> str:
         lines.append(cost_text(offer.unit_monthly_cost, offer.quantity, offer.unit_setup_cost, offer.currency, offer.provider))
         if offer.expires_at is not None:
             lines.append(f":hourglass_flowing_sand: {until(offer.expires_at, _now(now))}")
+        elif offer.provider == "twilio":
+            lines.append(f"_{NOT_RESERVED}._")
+        elif offer.provider == "telnyx":
+            lines.append("_Held for 30 minutes once you request it, and kept held while the request waits._")
         if d.get("region") and offer.provider == "plivo":
             lines.insert(0, mrkdwn_escape(str(d["region"])))
         lines += conditions_lines(offer.provider, offer.ref)
@@ -361,7 +372,7 @@ def offers_message(result: SearchResult, settings: Settings, *, now: datetime | 
         blocks.append(
             context(
                 f"{plural(hidden, 'more offer')} not shown (Slack shows {len(shown)} at a time). Narrow the search: "
-                "an area code or prefix, a number type, or `via acs`/`via plivo`."
+                "an area code or prefix, a number type, or `via acs`, `via plivo`, `via twilio` or `via telnyx`."
             )
         )
     if offers:
@@ -460,7 +471,7 @@ def request_sections(
     if offer is not None:
         kind = " " + NUMBER_TYPE_LABELS.get(offer.query.number_type, "")
     if request.unit_monthly_cost is None:
-        cost = f"not quoted by {provider_name(request.provider)}"
+        cost = "see Twilio pricing" if request.provider == "twilio" else f"not quoted by {provider_name(request.provider)}"
     elif request.kind == "release":
         cost = f"saves *{money(request.monthly_total, request.currency)}/month*"
     elif request.quantity > 1:
@@ -480,6 +491,8 @@ def request_sections(
     ]
     if request.hold_expires_at is not None and request.state in (State.PENDING, State.APPROVED):
         fields.append(md(f"*Hold*\n{until(request.hold_expires_at, now)}"))
+    elif request.provider == "twilio" and request.kind == "purchase" and request.state in (State.PENDING, State.APPROVED):
+        fields.append(md(clip(f"*Hold*\n{NOT_RESERVED}", FIELD_TEXT_MAX)))
     blocks: list[Block] = [
         SectionBlock(fields=fields, block_id=f"about:{request.id}"),
         section("*Justification*\n" + quote(request.justification, SECTION_TEXT_MAX - 40)),
