@@ -105,6 +105,7 @@ class ThreadedStore:
     claim_operation = _off_loop(Store.claim_operation)
     renew_lease = _off_loop(Store.renew_lease)
     update_operation = _off_loop(Store.update_operation)
+    take_delivery = _off_loop(Store.take_delivery)
 
     def __repr__(self) -> str:
         return f"ThreadedStore({self.path!r})"
