@@ -13,7 +13,7 @@ from bot.config import load_settings
 from bot.store.db import Store
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
-SETTING_PREFIXES = ("NUMBERS_", "SLACK_", "ACS_", "PLIVO_", "WEBEX_")
+SETTING_PREFIXES = ("NUMBERS_", "SLACK_", "ACS_", "PLIVO_", "WEBEX_", "DATABASE_URL")
 
 
 def clean_env() -> dict[str, str]:

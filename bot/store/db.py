@@ -525,14 +525,30 @@ class Store:
 
     # --- Slack deliveries ---------------------------------------------------
 
-    def take_delivery(self, key: str, taker: str, keep_seconds: float) -> bool:
+    @contextlib.contextmanager
+    def _waiting_at_most(self, seconds: float) -> Iterator[None]:
+        """Wait for another writer's lock at most ``seconds`` here instead of ``busy_timeout``."""
+        if self.postgres:
+            self.db.execute(f"SET lock_timeout = {int(seconds * 1000)}")
+        else:
+            self.db.execute(f"PRAGMA busy_timeout={int(seconds * 1000)}")
+        try:
+            yield
+        finally:
+            if self.postgres:
+                self.db.execute(f"SET lock_timeout = {int(self.busy_timeout * 1000)}")
+            else:
+                self.db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+
+    def take_delivery(self, key: str, taker: str, keep_seconds: float, *, wait: float = 0.2) -> bool:
         """Record that ``taker`` (``host:pid``) runs the Slack delivery ``key``; False when another has.
 
         The key's uniqueness decides between replicas. On SQLite (one host) a key whose taker's
         process is gone is taken over: a restarted bot runs the retry of what died with it. Keys
-        older than ``keep_seconds`` are forgotten, a few at a time, as new ones come."""
+        older than ``keep_seconds`` are forgotten, a few at a time, as new ones come. The write waits
+        for a lock at most ``wait`` seconds (then StoreBusy): it stands before a Slack ack."""
         now = self.clock()
-        with self.atomic():
+        with self._waiting_at_most(wait), self.atomic():
             self.db.execute(
                 "DELETE FROM slack_deliveries WHERE key IN "
                 "(SELECT key FROM slack_deliveries WHERE taken_at < ? ORDER BY taken_at LIMIT 20)",

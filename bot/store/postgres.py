@@ -11,14 +11,16 @@ handed back and a fresh one taken before the next statement outside a transactio
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 from typing import Any, Iterator, Sequence
 
 import psycopg
+import psycopg.conninfo
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-__all__ = ["PostgresDatabase", "is_postgres_url", "to_pyformat", "MIGRATION_LOCK"]
+__all__ = ["PostgresDatabase", "is_postgres_url", "password_in", "shown", "to_pyformat", "MIGRATION_LOCK"]
 
 # pg_advisory_lock key the migrations are applied under ("numbers" in ASCII): one replica migrates, the rest wait.
 MIGRATION_LOCK = 0x6E756D62657273
@@ -27,6 +29,21 @@ POOL_SIZE = 24  # connections per URL per process: a ThreadedStore's threads, th
 
 def is_postgres_url(target: str | None) -> bool:
     return bool(target) and str(target).startswith(("postgresql://", "postgres://"))
+
+
+def password_in(url: str) -> str | None:
+    try:
+        return psycopg.conninfo.conninfo_to_dict(url).get("password") or None
+    except psycopg.ProgrammingError:
+        return None
+
+
+def shown(target: str) -> str:
+    """``target`` fit for a log line or ``doctor``: a URL's password replaced by ``***``."""
+    if not is_postgres_url(target):
+        return target
+    shown = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", target)
+    return re.sub(r"(password=)[^&]*", r"\1***", shown)
 
 
 _translated: dict[str, str] = {}
