@@ -390,8 +390,14 @@ class Store:
         return [NumberRequest.from_row(r) for r in self.db.query(sql, args)]
 
     def committed_this_month(self, now: datetime | None = None) -> Decimal:
-        """Monthly cost of the requests (not releases) approved in this calendar month (UTC)."""
+        """Monthly cost of the requests (not releases) approved in this calendar month (UTC).
+
+        Read inside a write transaction (the budget check of an approval) on PostgreSQL, the
+        month's budget is locked first: a second approval waits for the first to commit and then
+        counts it, as the second writer on SQLite does behind ``BEGIN IMMEDIATE``."""
         now = now or self.clock()
+        if self.postgres and self.db.conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS:
+            self._lock("budget")
         start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
         total = Decimal("0")
         rows = self.db.execute(
