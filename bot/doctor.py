@@ -83,17 +83,29 @@ async def _provider_checks(settings: Settings) -> list[Check]:
 
 
 def _store_check(settings: Settings) -> Check:
+    """The database: engine, reachable, schema version, and the replicas holding leases now."""
     from bot.store.db import Store
-    from bot.store.migrations import current_version
+    from bot.store.migrations import MIGRATIONS, current_version
+    from bot.store.postgres import shown
 
+    where = shown(settings.db_path)
+    engine = "postgresql" if settings.uses_postgres else "sqlite"
     try:
-        store = Store(settings.db_path)
+        store = Store(settings.db_path, busy_timeout=settings.db_busy_timeout)
     except Exception as exc:
-        return Check("store", False, f"{settings.db_path}: {exc}")
+        return Check(f"store ({engine})", False, f"{where}: unreachable ({type(exc).__name__}: {_first_line(exc)})")
     try:
         version = current_version(store.db)
         count = store.db.execute("SELECT COUNT(*) FROM requests").fetchone()[0]
-        mode = store.db.execute("PRAGMA journal_mode").fetchone()[0]
+        replicas = store.replicas_holding_leases()
+        extra = "" if store.postgres else f", journal {store.db.execute('PRAGMA journal_mode').fetchone()[0]}"
     finally:
         store.close()
-    return Check("store", True, f"{settings.db_path}: schema v{version}, {count} request(s), journal {mode}")
+    seen = f"{len(replicas)} replica(s) holding leases now" + (f" ({', '.join(replicas)})" if replicas else "")
+    ok = version == max(MIGRATIONS)
+    state = f"schema v{version}" + ("" if ok else f" (this version of numbers-bot expects v{max(MIGRATIONS)})")
+    return Check(f"store ({engine})", ok, f"{where}: {state}, {count} request(s), {seen}{extra}")
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [""])[0][:200]

@@ -648,6 +648,15 @@ class Store:
             )
             return cursor.rowcount == 1
 
+    def replicas_holding_leases(self) -> list[str]:
+        """The processes (``host:pid``) that hold an operation's lease now: the replicas at work."""
+        owners = self.db.execute(
+            "SELECT DISTINCT lease_owner FROM operations WHERE phase != 'done' AND lease_owner IS NOT NULL "
+            "AND lease_until > ?",
+            [ts(self.clock())],
+        ).fetchall()
+        return sorted({owner.rsplit(":", 1)[0] if owner.count(":") >= 2 else owner for (owner,) in owners})
+
     def get_operation_by_id(self, op_id: int) -> Operation | None:
         rows = list(self.db.query("SELECT * FROM operations WHERE id = ?", [op_id]))
         return Operation.from_row(rows[0]) if rows else None

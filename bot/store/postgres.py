@@ -24,6 +24,7 @@ __all__ = ["PostgresDatabase", "is_postgres_url", "password_in", "shown", "to_py
 
 # pg_advisory_lock key the migrations are applied under ("numbers" in ASCII): one replica migrates, the rest wait.
 MIGRATION_LOCK = 0x6E756D62657273
+CONNECT_TIMEOUT = 5  # seconds
 POOL_SIZE = 24  # connections per URL per process: a ThreadedStore's threads, the origin store, the CLI
 
 
@@ -80,7 +81,13 @@ class _SharedPools:
             pool, users = self._pools.get(url, (None, 0))
             if pool is None:
                 pool = ConnectionPool(
-                    url, min_size=1, max_size=POOL_SIZE, kwargs={"autocommit": True}, open=True, name="numbers-store"
+                    url,
+                    min_size=1,
+                    max_size=POOL_SIZE,
+                    kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT},
+                    timeout=CONNECT_TIMEOUT * 2,  # a server that cannot be reached is an error, soon
+                    open=True,
+                    name="numbers-store",
                 )
             self._pools[url] = (pool, users + 1)
             return pool
