@@ -55,8 +55,11 @@ def copy_store(source: Store, target: Store) -> dict[str, int]:
             for rows in _rows(source, table):
                 columns = list(rows[0])
                 sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
-                for row in rows:
-                    target.db.execute(sql, [row[c] for c in columns])
+                values = [[row[c] for c in columns] for row in rows]
+                if target.postgres:
+                    target.db.executemany(sql, values)  # pipelined: one round trip per batch, not per row
+                else:
+                    target.db.conn.executemany(sql, values)
             if target.postgres and table != "offers":
                 # Rows came with their ids: the next id PostgreSQL gives must come after them.
                 target.db.execute(

@@ -157,6 +157,10 @@ class PostgresDatabase:
             return self.conn.execute(to_pyformat(sql), list(params))
         return self.conn.execute(sql)
 
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        with self.conn.cursor() as cursor:
+            cursor.executemany(to_pyformat(sql), [list(r) for r in rows])
+
     def query(self, sql: str, params: Sequence[Any] | None = None) -> Iterator[dict[str, Any]]:
         with self.conn.cursor(row_factory=dict_row) as cursor:
             cursor.execute(to_pyformat(sql) if params else sql, list(params) if params else None)
