@@ -13,7 +13,10 @@
 PostgreSQL is ``--pg postgresql://…`` (a database that may be emptied), or a throwaway cluster
 started with the tests' helper (``initdb`` + ``pg_ctl``, tests/pg_cluster.py).
 
-    .venv/bin/python benchmarks/engines.py                                  # ~5 min
+* ``acks`` (with ``--acks``): ``ack_latency.py`` with the store on each engine, p99 against the bare
+  Bolt app measured in the same run.
+
+    .venv/bin/python benchmarks/engines.py --acks                           # ~10 min
     .venv/bin/python benchmarks/engines.py --flows 100 --requests 20000 --events 200000   # quick
 """
 
@@ -134,6 +137,19 @@ def reads(pg: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     return out
 
 
+def acks(pg: str, n: int, concurrency: int) -> dict[str, Any]:
+    """``ack_latency.py`` once with the store on SQLite and once on PostgreSQL: p99 against the bare Bolt app."""
+    out = {}
+    for engine, extra in (("sqlite", []), ("postgresql", ["--bot-env", f"NUMBERS_DB={pg}"])):
+        cmd = [C.PYTHON, str(C.BENCH / "ack_latency.py"), "-n", str(n), "-c", str(concurrency), "--repeat", "1", *extra]
+        subprocess.run(cmd, check=True, timeout=900, stdout=subprocess.DEVNULL)
+        name = "ack_latency-variant" if extra else "ack_latency"
+        result = json.loads((C.RESULTS / f"{name}-latest.json").read_text())
+        out[engine] = result["comparisons"][0] if result["comparisons"] else result["runs"]
+        C.one_line("engines", f"acks {engine}: {out[engine]}")
+    return out
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--replica":
         target, sandbox_db, flows, concurrency, start_at, tag = sys.argv[2:8]
@@ -148,6 +164,9 @@ def main() -> None:
     p.add_argument("--events", type=int, default=1_000_000)
     p.add_argument("--iterations", type=int, default=200)
     p.add_argument("--skip-reads", action="store_true")
+    p.add_argument("--acks", action="store_true", help="also the ack ratio (ack_latency.py) on each engine, ~4 min")
+    p.add_argument("--ack-n", type=int, default=500)
+    p.add_argument("--ack-c", type=int, default=20)
     args = p.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="numbers-bench-engines-"))
     cluster = None
@@ -168,11 +187,12 @@ def main() -> None:
                 got = {"engine": engine, **throughput(target, replicas, args.flows, args.concurrency, tmp)}
                 runs.append(got)
                 C.one_line("engines", f"throughput {got}")
-        data: dict[str, Any] = {"params": vars(args), "machine": C.machine(), "throughput": runs}
+        data: dict[str, Any] = {"params": vars(args), "throughput": runs}
         if not args.skip_reads:
             data["reads"] = reads(databases(), args, tmp)
+        if args.acks:
+            data["acks"] = acks(databases(), args.ack_n, args.ack_c)
         C.save_result("engines", data)
-        print(json.dumps(data, indent=2))
     finally:
         if cluster is not None:
             cluster.stop()
