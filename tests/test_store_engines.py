@@ -168,3 +168,20 @@ def test_inventory_and_releases_read_alike(fresh_store, clock):
     assert store.open_release_for(number.id + 1000) is None
     events = list(store.iter_events(clock() - timedelta(days=1), batch=2))
     assert [e.kind for e in events] == ["requested", "approved", "fulfilling", "fulfilled", "requested"]
+
+
+def test_a_connection_the_server_dropped_is_replaced_before_the_next_call(pg_url, clock):
+    """A PostgreSQL restart or failover cuts the store's connection: the call under way fails, and the
+    next one gets a fresh connection from the pool instead of failing for ever."""
+    import psycopg
+
+    store = Store(pg_url, clock=clock)
+    req = new_request(store, clock)
+    backend = store.db.execute("SELECT pg_backend_pid()").fetchone()[0]
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [backend])
+    with pytest.raises(psycopg.OperationalError):
+        store.get_request(req.id)
+    assert store.get_request(req.id).state == State.PENDING
+    assert store.db.execute("SELECT pg_backend_pid()").fetchone()[0] != backend
+    store.close()
