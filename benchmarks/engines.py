@@ -37,6 +37,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
 
+TOLLFREE_POOLS = ["833", "844", "855", "866", "877", "888"]
+
 
 async def _replica(target: str, sandbox_db: str, flows: int, concurrency: int, start_at: float, tag: int) -> dict:
     from bot.app import build
@@ -67,7 +69,10 @@ async def _replica(target: str, sandbox_db: str, flows: int, concurrency: int, s
         nonlocal failures
         async with gate:
             user = f"U{tag}{i:06d}"
-            result = await svc.search(user, SearchQuery("US", "tollfree", None, provider="acs"))
+            pool = TOLLFREE_POOLS[(i + tag) % len(TOLLFREE_POOLS)]
+            result = await svc.search(user, SearchQuery("US", "tollfree", pool, provider="acs"))
+            if not result.offers:
+                raise RuntimeError(f"flow {i}: no offers ({result.problems})")
             request = await svc.request(user, result.offers[0].id, "benchmark")
             await svc.approve(request.id, C.APPROVER)
             while (done := await svc.store.get_request(request.id, events=False)).state.value not in (
@@ -75,6 +80,8 @@ async def _replica(target: str, sandbox_db: str, flows: int, concurrency: int, s
             ):
                 await asyncio.sleep(0.01)
             failures += done.state.value != "fulfilled"
+            for number in done.numbers:  # back to the simulated stock, so a long run never runs dry
+                sandbox.acs.state.delete("acs_numbers", number)
 
     await asyncio.sleep(max(0.0, start_at - time.time()))
     started = time.monotonic()
