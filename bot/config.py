@@ -98,6 +98,14 @@ class Settings(BaseSettings):
             self.db_path = self.database_url.get_secret_value()
         return self
 
+    def __repr_args__(self):  # the store's URL may carry a password: shown masked, as SecretStr fields are
+        for name, value in super().__repr_args__():
+            if name == "db_path" and self.uses_postgres:
+                from bot.store.postgres import shown
+
+                value = shown(value)
+            yield name, value
+
     @property
     def uses_postgres(self) -> bool:
         return self.db_path.startswith(("postgresql://", "postgres://"))
