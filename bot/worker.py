@@ -48,8 +48,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-LEASE_SECONDS = 120.0
-# A drive renews its lease every quarter of it while it runs.
+LEASE_SECONDS = 120.0  # the default of NUMBERS_LEASE_SECONDS; a drive renews its lease every quarter of it
 MAX_WAIT = 300.0  # the longest a stored poll time is trusted into the future when re-based
 STOP_GRACE = 20.0  # stop() waits this long for drives under way to record their answers
 RECORD_TRIES = 12  # a provider's answer is written this many times (with back-off) before giving up
