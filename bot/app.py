@@ -150,5 +150,5 @@ def build(
         remind_after=settings.remind_after,
         clock=clock,
     )
-    worker = Worker(service, poll_interval=settings.poll_interval)
+    worker = Worker(service, poll_interval=settings.poll_interval, lease_seconds=settings.lease_seconds)
     return Components(settings, store, providers, service, worker, sandbox)

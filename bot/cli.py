@@ -470,6 +470,31 @@ async def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if all(c.ok for c in checks) else 1
 
 
+def cmd_store_copy(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.store.copy import copy_store
+    from bot.store.db import Store
+    from bot.store.postgres import shown
+
+    if args.to == settings.db_path:
+        raise UsageError("--to names the store this bot already uses (NUMBERS_DB); name another one")
+    source = Store(settings.db_path, busy_timeout=settings.db_busy_timeout)
+    try:
+        target = Store(args.to, busy_timeout=settings.db_busy_timeout)
+        try:
+            copied = copy_store(source, target)
+        finally:
+            target.close()
+    finally:
+        source.close()
+    emit(
+        args,
+        {"from": shown(settings.db_path), "to": shown(args.to), "copied": copied},
+        f"Copied {shown(settings.db_path)} to {shown(args.to)}; the counts match:\n"
+        + "\n".join(f"  {table}: {n}" for table, n in copied.items()),
+    )
+    return 0
+
+
 # --- argument parsing ----------------------------------------------------------
 
 
@@ -552,6 +577,12 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("serve", help="run the Slack bot (HTTP on $PORT, or Socket Mode with SLACK_APP_TOKEN)")
     s.set_defaults(run=cmd_serve, json=False)
+
+    s = sub.add_parser("store", help="the store itself: store copy --to postgresql://… (move to another engine)")
+    store_sub = s.add_subparsers(dest="store_verb", required=True, metavar="STORE_VERB")
+    c = store_sub.add_parser("copy", parents=[common], help="copy this store (NUMBERS_DB) into an empty one, verifying counts")
+    c.add_argument("--to", required=True, metavar="TARGET", help="postgresql://… URL (or a new SQLite file)")
+    c.set_defaults(run=cmd_store_copy)
 
     s = sub.add_parser("doctor", parents=[common], help="check settings, Slack token, provider credentials and the store")
     s.set_defaults(run=cmd_doctor)

@@ -13,7 +13,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.domain.errors import ConfigError
@@ -82,7 +82,11 @@ class Settings(BaseSettings):
     request_ttl: float = Field(24 * 3600, alias="NUMBERS_REQUEST_TTL")
     remind_after: float = Field(4 * 3600, alias="NUMBERS_REMIND_AFTER")
     db_path: str = Field("./numbers.db", alias="NUMBERS_DB")
+    # The convention of Procfile hosts (Heroku, Render, Railway): used when NUMBERS_DB is not set.
+    database_url: SecretStr | None = Field(None, alias="DATABASE_URL")
     db_busy_timeout: float = Field(5.0, alias="NUMBERS_DB_BUSY_TIMEOUT", gt=0, le=120)
+    # A replica that dies holds its operations this long at most; then another takes them over.
+    lease_seconds: float = Field(120.0, alias="NUMBERS_LEASE_SECONDS", ge=2, le=3600)
     approver_cache_seconds: float = Field(60.0, alias="NUMBERS_APPROVER_CACHE_SECONDS", ge=0, le=3600)
     sandbox: bool = Field(False, alias="NUMBERS_SANDBOX")
     sandbox_db: str | None = Field(None, alias="NUMBERS_SANDBOX_DB")
@@ -115,6 +119,24 @@ class Settings(BaseSettings):
     telnyx_api_url: str = Field("https://api.telnyx.com", alias="TELNYX_API_URL")
     telnyx_connection_id: str | None = Field(None, alias="TELNYX_CONNECTION_ID")
     telnyx_messaging_profile_id: str | None = Field(None, alias="TELNYX_MESSAGING_PROFILE_ID")
+
+    @model_validator(mode="after")
+    def _database_url(self) -> "Settings":
+        if "db_path" not in self.model_fields_set and self.database_url and self.database_url.get_secret_value():
+            self.db_path = self.database_url.get_secret_value()
+        return self
+
+    def __repr_args__(self):  # the store's URL may carry a password: shown masked, as SecretStr fields are
+        for name, value in super().__repr_args__():
+            if name == "db_path" and self.uses_postgres:
+                from bot.store.postgres import shown
+
+                value = shown(value)
+            yield name, value
+
+    @property
+    def uses_postgres(self) -> bool:
+        return self.db_path.startswith(("postgresql://", "postgres://"))
 
     @field_validator("request_ttl", "remind_after", mode="before")
     @classmethod
@@ -261,8 +283,8 @@ class Settings(BaseSettings):
     def sandbox_state_path(self) -> str | None:
         if self.sandbox_db:
             return self.sandbox_db
-        if self.db_path == ":memory:":
-            return None
+        if self.db_path == ":memory:" or self.uses_postgres:
+            return None  # replicas share no file: NUMBERS_SANDBOX_DB names one when wanted
         return str(Path(self.db_path).with_suffix(".sandbox.db"))
 
     def secrets(self) -> list[str]:
@@ -285,6 +307,12 @@ class Settings(BaseSettings):
             m = re.search(r"accesskey=([^;]+)", self.acs_connection_string.get_secret_value(), re.I)
             if m:
                 out.append(m.group(1))
+        if self.uses_postgres:
+            from bot.store.postgres import password_in
+
+            password = password_in(self.db_path)
+            if password:
+                out.append(password)
         return out
 
     def require_slack(self) -> None:

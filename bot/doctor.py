@@ -98,18 +98,41 @@ async def _provider_checks(settings: Settings) -> list[Check]:
 
 
 def _store_check(settings: Settings) -> Check:
+    """The database: engine, reachable, schema version (and SQLite's quick_check), and the
+    replicas holding leases now. Named "store" whatever the engine; the detail says which."""
     from bot.store.check import integrity, open_store
+    from bot.store.db import Store
+    from bot.store.migrations import MIGRATIONS, current_version
+    from bot.store.postgres import shown
 
+    where = shown(settings.db_path)
+    engine = "postgresql" if settings.uses_postgres else "sqlite"
     try:
-        store = open_store(settings.db_path)
+        if settings.uses_postgres:
+            store = Store(settings.db_path, busy_timeout=settings.db_busy_timeout)
+        else:
+            store = open_store(settings.db_path, busy_timeout=settings.db_busy_timeout)
     except ConfigError as exc:
-        return Check("store", False, str(exc))
+        return Check("store", False, f"{engine}: {exc}")
+    except Exception as exc:
+        return Check("store", False, f"{engine} {where}: unreachable ({type(exc).__name__}: {_first_line(exc)})")
     try:
-        healthy, detail = integrity(store)
-        if not healthy:
-            return Check("store", False, f"NUMBERS_DB={settings.db_path}: {detail}")
+        if store.postgres:
+            version = current_version(store.db)
+            ok = version == max(MIGRATIONS)
+            state = f"schema v{version}" + ("" if ok else f" (this version of numbers-bot expects v{max(MIGRATIONS)})")
+        else:
+            ok, state = integrity(store)
+            if not ok:
+                return Check("store", False, f"{engine} NUMBERS_DB={settings.db_path}: {state}")
         count = store.db.execute("SELECT COUNT(*) FROM requests").fetchone()[0]
-        mode = store.db.execute("PRAGMA journal_mode").fetchone()[0]
+        replicas = store.replicas_holding_leases()
+        extra = "" if store.postgres else f", journal {store.db.execute('PRAGMA journal_mode').fetchone()[0]}"
     finally:
         store.close()
-    return Check("store", True, f"{settings.db_path}: {detail}, {count} request(s), journal {mode}")
+    seen = f"{len(replicas)} replica(s) holding leases now" + (f" ({', '.join(replicas)})" if replicas else "")
+    return Check("store", ok, f"{engine} {where}: {state}, {count} request(s), {seen}{extra}")
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [""])[0][:200]

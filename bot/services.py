@@ -471,7 +471,8 @@ class NumbersService(HoldKeeping):
     def _budget_guard(self, request: NumberRequest) -> Callable[[Store], None] | None:
         """The budget check that counts, run inside the approving transaction.
 
-        Writers queue on ``BEGIN IMMEDIATE``, so two approvals of different requests
+        Writers queue on ``BEGIN IMMEDIATE`` (on PostgreSQL on the budget's lock, see
+        ``Store.committed_this_month``), so two approvals of different requests
         cannot both pass a check made before either was written. The approved row
         is already counted here; raising rolls the approval back."""
         if self.policy.monthly_budget is None or request.kind == "release":
@@ -820,8 +821,10 @@ class NumbersService(HoldKeeping):
         reminded = []
         cutoff = self.clock() - timedelta(seconds=self.remind_after)
         for request in await self.store.due_for_reminder(cutoff):
+            # Compare-and-set on the version read: of two replicas reminding at once, one does.
             moved = await self.store.update_request(
                 request.id,
+                expect_version=request.version,
                 expect_state=State.PENDING,
                 changes={"reminded_at": self.clock()},
                 event=(WORKER_ACTOR, "reminded", "approvers reminded", {}),

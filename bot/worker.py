@@ -58,8 +58,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-LEASE_SECONDS = 120.0
-HEARTBEAT_SECONDS = LEASE_SECONDS / 4  # a drive renews its lease this often while it runs
+LEASE_SECONDS = 120.0  # the default of NUMBERS_LEASE_SECONDS; a drive renews its lease every quarter of it
 MAX_WAIT = 300.0  # the longest a stored poll time is trusted into the future when re-based
 STOP_GRACE = 20.0  # stop() waits this long for drives under way to record their answers
 RECORD_TRIES = 12  # a provider's answer is written this many times (with back-off) before giving up
@@ -80,6 +79,7 @@ class Worker:
         housekeeping: bool = True,
         monotonic: Callable[[], float] = time.monotonic,
         stop_grace: float = STOP_GRACE,
+        lease_seconds: float = LEASE_SECONDS,
     ):
         self.service = service
         self.store = service.store
@@ -89,6 +89,9 @@ class Worker:
         self.housekeeping = housekeeping
         self.monotonic = monotonic
         self.stop_grace = stop_grace
+        # How long a drive's lease lasts without a heartbeat: how soon another replica takes over
+        # the operations of one that died (NUMBERS_LEASE_SECONDS).
+        self.lease_seconds = lease_seconds
         self.record_delays: tuple[float, ...] = (0.05, 0.1, 0.2, 0.5, 1, 1, 2, 2, 5, 5, 5)
         self._wake = asyncio.Event()
         self._busy: set[tuple[str, int]] = set()  # ("start", request id) / ("op", operation id) under way here
@@ -247,7 +250,7 @@ class Worker:
                 "kind": request.kind,
                 "phase": "intent",
                 "lease_owner": token,
-                "lease_until": self.clock() + timedelta(seconds=LEASE_SECONDS),
+                "lease_until": self.clock() + timedelta(seconds=self.lease_seconds),
             },
         )
         if moved is None:
@@ -382,7 +385,7 @@ class Worker:
     async def drive(self, op_id: int) -> None:
         """Claim the operation for this drive, or leave it to whoever holds it."""
         token = drive_identity()
-        op = await self.store.claim_operation(op_id, token, LEASE_SECONDS)
+        op = await self.store.claim_operation(op_id, token, self.lease_seconds)
         if op is None:
             return
         await self._holding(op, token, self._drive(op, token))
@@ -398,9 +401,9 @@ class Worker:
 
     async def _heartbeat(self, op_id: int, token: str) -> None:
         while True:
-            await asyncio.sleep(HEARTBEAT_SECONDS)
+            await asyncio.sleep(self.lease_seconds / 4)
             try:
-                if not await self.store.renew_lease(op_id, token, LEASE_SECONDS):
+                if not await self.store.renew_lease(op_id, token, self.lease_seconds):
                     return  # finished, or taken over: nothing left to keep
             except StoreBusy:
                 continue  # the lease is long; the next beat tries again

@@ -13,7 +13,7 @@ from bot.config import load_settings
 from bot.store.db import Store
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
-SETTING_PREFIXES = ("NUMBERS_", "SLACK_", "ACS_", "PLIVO_", "WEBEX_", "TWILIO_", "TELNYX_")
+SETTING_PREFIXES = ("NUMBERS_", "SLACK_", "ACS_", "PLIVO_", "WEBEX_", "TWILIO_", "TELNYX_", "DATABASE_URL")
 
 
 def clean_env() -> dict[str, str]:
@@ -39,11 +39,51 @@ def clock() -> MovableClock:
     return MovableClock()
 
 
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """A throwaway PostgreSQL server for the session (see tests/pg_cluster.py), or a skip saying why not."""
+    from tests.pg_cluster import start_cluster
+
+    cluster, reason = start_cluster()
+    if cluster is None:
+        pytest.skip(f"PostgreSQL tier skipped: {reason}")
+    yield cluster
+    cluster.stop()
+
+
 @pytest.fixture
-def fresh_store(clock) -> Store:
-    store = Store(":memory:", clock=clock)
+def pg_url(pg_cluster):
+    """An empty database of its own on the test server."""
+    url = pg_cluster.create_database()
+    yield url
+    pg_cluster.drop_database(url)
+
+
+ENGINES = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(params=ENGINES)
+def store_target(request, tmp_path) -> str:
+    """Where a store lives, once per engine: a new SQLite file, or a new PostgreSQL database (empty)."""
+    if request.param == "sqlite":
+        return str(tmp_path / "numbers.db")
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture(params=ENGINES)
+def fresh_store(request, clock) -> Store:
+    """A store with the schema and nothing else, once per engine (SQLite in memory)."""
+    if request.param == "sqlite":
+        store = Store(":memory:", clock=clock)
+        yield store
+        store.close()
+        return
+    cluster = request.getfixturevalue("pg_cluster")
+    url = cluster.create_database(migrated=True)
+    store = Store(url, clock=clock)
     yield store
     store.close()
+    cluster.drop_database(url)
 
 
 @pytest.fixture

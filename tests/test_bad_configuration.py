@@ -208,7 +208,7 @@ def test_doctor_passes_a_healthy_store(tmp_path):
     make_store(path)
     shutil.copy(path, tmp_path / "copy.db")
     doctor = run_cli(tmp_path, "doctor", NUMBERS_DB=str(tmp_path / "copy.db"), NUMBERS_SANDBOX=1)
-    assert f"ok      store: {tmp_path / 'copy.db'}: quick_check ok, schema v{max(MIGRATIONS)}" in doctor.stdout
+    assert f"ok      store: sqlite {tmp_path / 'copy.db'}: quick_check ok, schema v{max(MIGRATIONS)}" in doctor.stdout
 
 
 def test_serve_with_a_token_slack_refuses_says_so_in_one_line(tmp_path):

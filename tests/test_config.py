@@ -80,3 +80,17 @@ def test_secrets_are_hidden_in_repr(settings_env):
     s = settings_env(SLACK_BOT_TOKEN="xoxb-very-secret", PLIVO_AUTH_TOKEN="plivo-secret")
     assert "xoxb-very-secret" not in repr(s) and "plivo-secret" not in repr(s)
     assert "xoxb-very-secret" in s.secrets()
+
+
+def test_database_url_names_the_store_only_when_numbers_db_is_unset(settings_env, monkeypatch):
+    settings_env()  # clears the bot's variables and DATABASE_URL
+    monkeypatch.setenv("DATABASE_URL", "postgres://bot:s3cret-pw@db.internal:5432/numbers")
+    s = load_settings()
+    assert s.db_path == "postgres://bot:s3cret-pw@db.internal:5432/numbers" and s.uses_postgres
+    assert "s3cret-pw" in s.secrets()  # so the log filter masks it
+    assert s.sandbox_state_path is None  # replicas share no file
+    assert "s3cret-pw" not in repr(s)
+    monkeypatch.setenv("NUMBERS_DB", "/data/numbers.db")
+    s = load_settings()
+    assert s.db_path == "/data/numbers.db" and not s.uses_postgres
+    assert s.lease_seconds == 120

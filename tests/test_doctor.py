@@ -11,7 +11,9 @@ from tests.test_sandbox_server import free_port
 
 def doctor(tmp_path, **env_overrides):
     env = clean_env()
-    env.update(NUMBERS_DB=str(tmp_path / "n.db"), **env_overrides)
+    env.update({"NUMBERS_DB": str(tmp_path / "n.db"), **env_overrides})
+    if env["NUMBERS_DB"] == "":
+        del env["NUMBERS_DB"]
     return subprocess.run([sys.executable, "-m", "bot.cli", "doctor"], env=env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=60)
 
@@ -55,3 +57,34 @@ def test_doctor_masks_secrets(tmp_path):
     assert "FAILED  plivo:" in out
     for secret in (secret_bot, secret_plivo, "signing-secret-value-0123"):
         assert secret not in out
+
+
+def test_doctor_checks_a_postgresql_store_named_by_database_url(tmp_path, pg_url, clock):
+    """Engine, reachable, schema version and the replicas holding leases; the password never shown."""
+    from bot.store.db import Store
+    from bot.store.migrations import MIGRATIONS
+    from tests.test_store_engines import _fulfilling
+
+    with_password = pg_url.replace("postgresql://postgres@", "postgresql://postgres:hunter2-secret-pw@")
+    store = Store(pg_url)  # the tests' server trusts 127.0.0.1, so the password is only carried
+    for holder in ("replica-a:11:aa", "replica-b:22:bb", "replica-b:22:cc"):
+        op = _fulfilling(store, store.clock)
+        store.claim_operation(op.id, holder, 600)
+    store.close()
+    env = {"DATABASE_URL": with_password}
+    env["NUMBERS_DB"] = ""  # unset below: DATABASE_URL speaks only when NUMBERS_DB is not set
+    proc = doctor(tmp_path, **env)
+    out = proc.stdout + proc.stderr
+    assert "hunter2-secret-pw" not in out
+    line = next(line for line in proc.stdout.splitlines() if "store: postgresql" in line)
+    assert line.startswith("ok      store: postgresql postgresql://postgres:***@127.0.0.1:")
+    assert f"schema v{max(MIGRATIONS)}" in line and "3 request(s)" in line
+    assert "2 replica(s) holding leases now (replica-a:11, replica-b:22)" in line
+
+
+def test_doctor_says_when_the_postgresql_server_cannot_be_reached(tmp_path):
+    proc = doctor(tmp_path, NUMBERS_DB=f"postgresql://postgres:pw-not-shown@127.0.0.1:{free_port()}/numbers")
+    line = next(line for line in proc.stdout.splitlines() if "store: postgresql" in line)
+    assert line.startswith("FAILED  store: postgresql postgresql://postgres:***@127.0.0.1:")
+    assert "unreachable" in line
+    assert "pw-not-shown" not in proc.stdout + proc.stderr

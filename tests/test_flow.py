@@ -11,6 +11,7 @@ import pytest
 from bot.domain.errors import Conflict, NotAllowed, NotFound, UsageError
 from bot.domain.states import State
 from bot.providers.base import SearchQuery
+from bot.store.db import Store
 from tests.conftest import APPROVER, APPROVER2, OUTSIDER, REQUESTER, make_env
 
 TOLLFREE = SearchQuery("US", "tollfree", "833", quantity=2, sms=True)
@@ -299,7 +300,7 @@ async def test_audit_csv_streams_every_event(bot):
     assert justifications == ['why, with "quotes", and commas']
 
 
-async def test_budget_holds_when_two_processes_approve_at_once(bot_factory, tmp_path):
+async def test_budget_holds_when_two_processes_approve_at_once(bot_factory, store_target, monkeypatch):
     """Two requests, room in the monthly budget for one, approved at the same moment from two
     processes (two connections, two threads): both read the budget before either writes, and
     still only one approval commits; the other is refused with the figures and audited."""
@@ -307,11 +308,29 @@ async def test_budget_holds_when_two_processes_approve_at_once(bot_factory, tmp_
 
     from tests.conftest import make_env
 
-    bot = bot_factory(NUMBERS_MONTHLY_BUDGET="5", NUMBERS_DB=str(tmp_path / "race.db"))
+    bot = bot_factory(NUMBERS_MONTHLY_BUDGET="5", NUMBERS_DB=store_target)
     first = await bot.svc.request(REQUESTER, (await acs_offer(bot)).id, "one")  # $4
     second = await bot.svc.request(REQUESTER, (await acs_offer(bot)).id, "two")  # $4
     both_read = threading.Barrier(2, timeout=10)
+    in_transaction = threading.Condition()
+    read_in_transaction: list = []
     results: list = []
+    real_committed = Store.committed_this_month
+
+    def read_in_transaction_then_wait(store, now=None):
+        value = real_committed(store, now)
+        conn = store.db.conn
+        if conn.in_transaction if store.engine == "sqlite" else conn.info.transaction_status.name == "INTRANS":
+            # The check in the approving transaction: give the other process every chance to read
+            # too before this one commits. It never should (it queues for the lock), so the wait
+            # ends by its bound; a store that let both read would approve both.
+            with in_transaction:
+                read_in_transaction.append(value)
+                in_transaction.notify_all()
+                in_transaction.wait_for(lambda: len(read_in_transaction) == 2, timeout=2)
+        return value
+
+    monkeypatch.setattr(Store, "committed_this_month", read_in_transaction_then_wait)
 
     def process(request_id: int, approver: str) -> None:
         async def run():

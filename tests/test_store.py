@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 
+import psycopg
 import pytest
 
 from bot.domain.states import State
@@ -36,39 +37,85 @@ def new_request(store, clock, requester="U1"):
     )
 
 
-def test_migrations_apply_once_and_record_version(tmp_path, clock):
-    path = str(tmp_path / "n.db")
-    store = Store(path, clock=clock)
+# The errors each engine raises when the database itself refuses a statement.
+REFUSED = (sqlite3.DatabaseError, psycopg.Error)
+
+
+def test_migrations_apply_once_and_record_version(store_target, clock):
+    store = Store(store_target, clock=clock)
     assert migrations.current_version(store.db) == max(migrations.MIGRATIONS)
+    req = new_request(store, clock)
     store.close()
     # Opening again applies nothing new and keeps the data.
-    store = Store(path, clock=clock)
+    store = Store(store_target, clock=clock)
     assert migrations.apply_migrations(store.db) == []
-    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert {"offers", "requests", "operations", "events", "schema_migrations"} <= set(store.db.table_names())
+    if store.engine == "sqlite":
+        assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert {"offers", "requests", "operations", "events", "schema_migrations", "slack_deliveries"} <= set(
+        store.db.table_names()
+    )
+    assert store.get_request(req.id).state == State.PENDING
+    assert [r[0] for r in store.db.execute("SELECT version FROM schema_migrations ORDER BY version").fetchall()] == sorted(
+        migrations.MIGRATIONS
+    )
     store.close()
 
 
-def test_a_failing_migration_leaves_nothing_half_done(tmp_path, clock, monkeypatch):
-    path = str(tmp_path / "n.db")
-    Store(path, clock=clock).close()
+def test_migrations_run_once_when_many_replicas_start_together(store_target, clock):
+    """Eight processes' worth of connections open one empty store at once: each migration runs once."""
+    barrier = threading.Barrier(8)
+    errors, applied = [], []
+    runs = []
+    real = dict(migrations.MIGRATIONS)
+
+    def counted(version):
+        def run(db):
+            runs.append(version)
+            real[version](db)
+
+        return run
+
+    def start():
+        try:
+            barrier.wait()
+            Store(store_target, clock=clock).close()
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    original = dict(migrations.MIGRATIONS)
+    migrations.MIGRATIONS.update({v: counted(v) for v in original})
+    try:
+        threads = [threading.Thread(target=start) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        migrations.MIGRATIONS.update(original)
+    assert errors == []
+    assert sorted(runs) == sorted(original)
+    store = Store(store_target, clock=clock)
+    assert migrations.current_version(store.db) == max(original)
+    store.close()
+
+
+def test_a_failing_migration_leaves_nothing_half_done(store_target, clock, monkeypatch):
+    Store(store_target, clock=clock).close()
 
     @migrations.migration(999)
     def broken(db):
-        db.execute("CREATE TABLE half (x)")
+        db.execute("CREATE TABLE half (x TEXT)")
         raise RuntimeError("boom")
 
     try:
         with pytest.raises(RuntimeError):
-            Store(path, clock=clock)
-        import sqlite_utils
-
-        db = sqlite_utils.Database(path)
-        assert "half" not in db.table_names()
-        assert migrations.current_version(db) == max(v for v in migrations.MIGRATIONS if v != 999)
-        db.close()
+            Store(store_target, clock=clock)
     finally:
         del migrations.MIGRATIONS[999]
+    store = Store(store_target, clock=clock)
+    assert "half" not in store.db.table_names()
+    assert migrations.current_version(store.db) == max(migrations.MIGRATIONS)
+    store.close()
 
 
 def test_state_change_and_event_commit_together(fresh_store, clock):
@@ -89,10 +136,14 @@ def test_state_change_and_event_commit_together(fresh_store, clock):
 
 def test_events_are_append_only(fresh_store, clock):
     req = new_request(fresh_store, clock)
-    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+    with pytest.raises(REFUSED, match="append-only"):
         fresh_store.db.execute("UPDATE events SET message = 'changed' WHERE request_id = ?", [req.id])
-    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+    with pytest.raises(REFUSED, match="append-only"):
         fresh_store.db.execute("DELETE FROM events WHERE request_id = ?", [req.id])
+    if fresh_store.postgres:
+        with pytest.raises(REFUSED, match="append-only"):
+            fresh_store.db.execute("TRUNCATE events")
+    assert len(fresh_store.events_for(req.id)) == 1
 
 
 def test_money_stays_exact(fresh_store, clock):
@@ -117,9 +168,9 @@ def test_committed_this_month_counts_approved_this_month_only(fresh_store, clock
     assert str(fresh_store.committed_this_month()) == "4.00"
 
 
-def test_two_connections_one_wins_the_compare_and_set(tmp_path, clock):
+def test_two_connections_one_wins_the_compare_and_set(store_target, clock):
     """Two processes' worth of connections race to approve: exactly one move, one event."""
-    path = str(tmp_path / "race.db")
+    path = store_target
     first = Store(path, clock=clock)
     req = new_request(first, clock)
     results = []

@@ -11,6 +11,7 @@ provider calls made after the ack never hold up Slack's 3-second deadline.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import OrderedDict
@@ -28,7 +29,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import Components, build
 from bot.config import Settings
-from bot.store.db import utcnow
+from bot.store.db import process_identity, utcnow
 from bot.slack import actions, commands, home, views
 from bot.slack.deps import SlackDeps
 from bot.slack.directory import SlackDirectory
@@ -61,11 +62,29 @@ class SeenDeliveries:
     answer took over 3 s), with the same body signed anew. Run twice, a retried search would hold numbers
     and post offers twice and a retried Request form would post two approval cards. Bolt has no built-in
     handling, so a delivery is recognised by what Slack never reuses (an event's ``event_id``, a command's
-    or interaction's ``trigger_id``). Memory is per process on purpose: a retry of a delivery that this
-    process never saw (``connection_failed``, or the process died with it) is the only copy, and runs.
+    or interaction's ``trigger_id``). A retry of a delivery nobody saw (``connection_failed``) is the
+    only copy, and runs.
+
+    With a ``store`` the keys are kept in the database too (``Store.take_delivery``), so a re-delivery
+    that lands on another replica is recognised there as well; this process's own memory answers first
+    without a write. The database is asked for at most ``wait`` seconds: a store that cannot answer in
+    time (another process holds SQLite's write lock) lets the delivery run rather than hold up the ack,
+    and the state changes' own compare-and-set keeps a second run from doing anything twice.
     """
 
-    def __init__(self, *, ttl: float = 3600.0, size: int = 20000, monotonic=time.monotonic):
+    def __init__(
+        self,
+        *,
+        store: Any = None,
+        taker: str | None = None,
+        wait: float = 1.0,
+        ttl: float = 3600.0,
+        size: int = 20000,
+        monotonic=time.monotonic,
+    ):
+        self.store = store
+        self.taker = taker or process_identity()
+        self.wait = wait
         self.ttl = ttl
         self.size = size
         self.monotonic = monotonic
@@ -89,9 +108,21 @@ class SeenDeliveries:
         self._seen[key] = now
         return True
 
+    async def first_delivery(self, key: str) -> bool:
+        """True unless this process or, through the store, any replica has taken ``key`` already."""
+        if not self.first_time(key):
+            return False
+        if self.store is None:
+            return True
+        try:
+            return await asyncio.wait_for(self.store.take_delivery(key, self.taker, self.ttl), self.wait)
+        except Exception as exc:  # noqa: BLE001 - the store's trouble must not lose the delivery
+            log.warning("could not record Slack delivery %s (%s); handling it", key.split(":")[0], type(exc).__name__)
+            return True
+
     async def middleware(self, request: Any, body: dict[str, Any], next: Any) -> BoltResponse | None:
         key = self.key(body or {})
-        if key is not None and not self.first_time(key) and _retry_number(request.headers) > 0:
+        if key is not None and not await self.first_delivery(key) and _retry_number(request.headers) > 0:
             log.info("Slack re-delivered %s (retry %s); already taken", key.split(":")[0], _retry_number(request.headers))
             return BoltResponse(status=200, body="")
         await next()
@@ -115,7 +146,7 @@ def create_slack_app(components: Components, settings: Settings, *, client: Asyn
         name="numbers-bot",
     )
     # After Bolt's own middleware (signature check first): an unsigned "retry" never gets this far.
-    app.middleware(SeenDeliveries().middleware)
+    app.middleware(SeenDeliveries(store=service.store).middleware)
     deps = SlackDeps(
         service=service,
         settings=settings,

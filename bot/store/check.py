@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.domain.errors import ConfigError
+from bot.store.postgres import is_postgres_url
 from bot.store.db import Store
 from bot.store.migrations import MIGRATIONS
 
@@ -33,8 +34,8 @@ def _fail(path: str, what: str) -> ConfigError:
 
 def problem_before_open(path: str) -> str | None:
     """What can be told about ``path`` without letting SQLite create or change anything."""
-    if path == ":memory:":
-        return None
+    if path == ":memory:" or is_postgres_url(path):
+        return None  # a server's database: opening it says what is wrong
     file = Path(path)
     if file.is_dir():
         return "cannot open: it is a directory, not a file"

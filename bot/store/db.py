@@ -1,9 +1,17 @@
-"""The SQLite store: offers, requests, operations in flight, and the audit log.
+"""The store: offers, requests, operations in flight, and the audit log, on SQLite or PostgreSQL.
 
-Every state change commits together with its event. Writes start with
-``BEGIN IMMEDIATE`` (``Store.atomic``) so that two processes on one file queue
-on the busy timeout instead of failing with ``database is locked`` when a read
-transaction tries to become a write.
+Every state change commits together with its event. On SQLite (the default, one
+file) writes start with ``BEGIN IMMEDIATE`` (``Store.atomic``) so that two
+processes on one file queue on the busy timeout instead of failing with
+``database is locked`` when a read transaction tries to become a write.
+
+On PostgreSQL (``postgresql://…``, for two or more replicas) the same SQL runs
+through ``bot.store.postgres``; the differences are kept to a few places: a
+compare-and-set ``UPDATE … WHERE state = ?`` is already safe under READ
+COMMITTED (the second writer waits, re-reads the row and matches nothing), a
+check-then-insert takes a transaction-scoped advisory lock on what it checks,
+a claim reads its row ``FOR UPDATE SKIP LOCKED``, and a lease is free only by
+its expiry (a pid means nothing on another host).
 """
 
 from __future__ import annotations
@@ -18,12 +26,15 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Callable, Iterator
 
+import psycopg
+import psycopg.errors
 import sqlite_utils
 
 from bot.domain.errors import OfferTaken, StoreBusy
 from bot.domain.models import Event, HeldNumber, NumberRequest, Offer, Operation, ts
 from bot.domain.states import COMMITTED, HOLDS_OFFER, State, check_move
 from bot.store.migrations import apply_migrations
+from bot.store.postgres import PostgresDatabase, is_postgres_url
 
 Clock = Callable[[], datetime]
 
@@ -64,6 +75,9 @@ def holder_is_dead(owner: str | None) -> bool:
     return False
 
 
+# PostgreSQL's answers to a lock waited for too long, or to two writers in each other's way.
+_PG_BUSY = (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
+
 DEFAULT_BUSY_TIMEOUT = 5.0  # seconds a write waits for another process's lock before StoreBusy
 
 
@@ -78,6 +92,19 @@ class Store:
         clock: Clock = utcnow,
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
     ):
+        self.clock = clock
+        self.path = path
+        self.busy_timeout = busy_timeout
+        if db is None and is_postgres_url(path):
+            self.engine = "postgresql"
+            self.db = PostgresDatabase(path, lock_timeout=busy_timeout)
+            try:
+                apply_migrations(self.db)
+            except BaseException:
+                self.db.close()
+                raise
+            return
+        self.engine = "sqlite"
         if db is None:
             # check_same_thread=False: ThreadedStore opens a connection per thread and closes them
             # all from the thread that shuts it down; one connection is never used by two at once.
@@ -86,9 +113,6 @@ class Store:
             else:
                 db = sqlite_utils.Database(sqlite3.connect(path, timeout=busy_timeout, check_same_thread=False))
         self.db = db
-        self.clock = clock
-        self.path = path
-        self.busy_timeout = busy_timeout
         if not db.memory and path not in (None, ":memory:"):
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
@@ -98,7 +122,11 @@ class Store:
 
     @property
     def in_memory(self) -> bool:
-        return self.path in (None, ":memory:")
+        return self.engine == "sqlite" and self.path in (None, ":memory:")
+
+    @property
+    def postgres(self) -> bool:
+        return self.engine == "postgresql"
 
     def close(self) -> None:
         self.db.close()
@@ -111,6 +139,10 @@ class Store:
 
         The lock is waited for at most ``busy_timeout``; then ``StoreBusy`` says so and
         nothing has changed (a click tells the user to try again, the worker retries)."""
+        if self.postgres:
+            with self._pg_atomic():
+                yield self.db
+            return
         conn = self.db.conn
         if conn.in_transaction:
             with self.db.atomic():
@@ -134,6 +166,26 @@ class Store:
             raise
         else:
             conn.commit()
+
+    @contextlib.contextmanager
+    def _pg_atomic(self) -> Iterator[None]:
+        try:
+            with self.db.transaction():
+                yield
+        except _PG_BUSY:
+            raise StoreBusy() from None
+
+    def _lock(self, key: str) -> None:
+        """Hold ``key`` until the transaction ends: a check-then-write on PostgreSQL is made under it.
+
+        (SQLite's ``BEGIN IMMEDIATE`` already lets one writer in at a time.)"""
+        if self.postgres:
+            self.db.execute("SELECT pg_advisory_xact_lock(hashtext(?))", [key])
+
+    def _insert_id(self, sql: str, args: list[Any]) -> int:
+        if self.postgres:
+            return int(self.db.execute(sql + " RETURNING id", args).fetchone()[0])
+        return int(self.db.execute(sql, args).lastrowid)
 
     def _event(
         self, request_id: int | None, actor: str, kind: str, message: str, data: dict[str, Any] | None = None
@@ -182,14 +234,15 @@ class Store:
         with self.atomic():
             # Checked inside the write transaction: writers queue on BEGIN IMMEDIATE, so two
             # requests of one offer cannot both pass (the unique index requests_live_offer
-            # says the same to any other writer).
+            # says the same to any other writer). On PostgreSQL the offer's lock does what
+            # BEGIN IMMEDIATE does on SQLite.
+            self._lock(f"offer:{row['offer_id']}")
             taken = self.live_request_for(row["offer_id"])
             if taken is not None:
                 raise OfferTaken(taken)
-            cursor = self.db.execute(
+            request_id = self._insert_id(
                 f"INSERT INTO requests ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})", list(row.values())
             )
-            request_id = cursor.lastrowid
             self._event(request_id, actor, "requested", message, data)
         got = self.get_request(request_id)
         assert got is not None
@@ -337,8 +390,14 @@ class Store:
         return [NumberRequest.from_row(r) for r in self.db.query(sql, args)]
 
     def committed_this_month(self, now: datetime | None = None) -> Decimal:
-        """Monthly cost of the requests (not releases) approved in this calendar month (UTC)."""
+        """Monthly cost of the requests (not releases) approved in this calendar month (UTC).
+
+        Read inside a write transaction (the budget check of an approval) on PostgreSQL, the
+        month's budget is locked first: a second approval waits for the first to commit and then
+        counts it, as the second writer on SQLite does behind ``BEGIN IMMEDIATE``."""
         now = now or self.clock()
+        if self.postgres and self.db.conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS:
+            self._lock("budget")
         start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
         total = Decimal("0")
         rows = self.db.execute(
@@ -433,9 +492,14 @@ class Store:
         return [(p, r, c, t, n) for (p, r, c), (t, n) in sorted(totals.items())]
 
     def open_release_for(self, number_id: int) -> int | None:
+        number_in_ref = (
+            "CAST(ref AS jsonb) -> 'number_id' = to_jsonb(CAST(? AS bigint))"
+            if self.postgres
+            else "json_extract(ref, '$.number_id') = ?"
+        )
         row = self.db.execute(
             "SELECT id FROM requests WHERE kind = 'release' AND state IN ('pending', 'approved', 'fulfilling') "
-            "AND json_extract(ref, '$.number_id') = ? LIMIT 1",
+            f"AND {number_in_ref} LIMIT 1",
             [number_id],
         ).fetchone()
         return row[0] if row else None
@@ -464,6 +528,49 @@ class Store:
             for row in rows:
                 yield Event.from_row(row)
             last_id = rows[-1]["id"]
+
+    # --- Slack deliveries ---------------------------------------------------
+
+    @contextlib.contextmanager
+    def _waiting_at_most(self, seconds: float) -> Iterator[None]:
+        """Wait for another writer's lock at most ``seconds`` here instead of ``busy_timeout``."""
+        if self.postgres:
+            self.db.execute(f"SET lock_timeout = {int(seconds * 1000)}")
+        else:
+            self.db.execute(f"PRAGMA busy_timeout={int(seconds * 1000)}")
+        try:
+            yield
+        finally:
+            if self.postgres:
+                self.db.execute(f"SET lock_timeout = {int(self.busy_timeout * 1000)}")
+            else:
+                self.db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+
+    def take_delivery(self, key: str, taker: str, keep_seconds: float, *, wait: float = 0.2) -> bool:
+        """Record that ``taker`` (``host:pid``) runs the Slack delivery ``key``; False when another has.
+
+        The key's uniqueness decides between replicas. On SQLite (one host) a key whose taker's
+        process is gone is taken over: a restarted bot runs the retry of what died with it. Keys
+        older than ``keep_seconds`` are forgotten, a few at a time, as new ones come. The write waits
+        for a lock at most ``wait`` seconds (then StoreBusy): it stands before a Slack ack."""
+        now = self.clock()
+        with self._waiting_at_most(wait), self.atomic():
+            self.db.execute(
+                "DELETE FROM slack_deliveries WHERE key IN "
+                "(SELECT key FROM slack_deliveries WHERE taken_at < ? ORDER BY taken_at LIMIT 20)",
+                [ts(now - timedelta(seconds=keep_seconds))],
+            )
+            inserted = self.db.execute(
+                "INSERT INTO slack_deliveries (key, taken_by, taken_at) VALUES (?, ?, ?) ON CONFLICT (key) DO NOTHING",
+                [key, taker, ts(now)],
+            ).rowcount
+            if inserted == 1:
+                return True
+            row = self.db.execute("SELECT taken_by FROM slack_deliveries WHERE key = ?", [key]).fetchone()
+            if row is None or row[0] == taker or self.postgres or not holder_is_dead(row[0]):
+                return False
+            self.db.execute("UPDATE slack_deliveries SET taken_by = ?, taken_at = ? WHERE key = ?", [taker, ts(now), key])
+            return True
 
     # --- operations ---------------------------------------------------------
 
@@ -503,19 +610,25 @@ class Store:
     def claim_operation(self, op_id: int, owner: str, lease_seconds: float) -> Operation | None:
         """Take the lease on an operation for one drive, or return None.
 
-        Free means: nobody holds it, the lease ran out, or its holder's process is gone.
-        A lease is never free to its own holder's name a second time: ``owner`` names one
-        drive (``drive_identity``), and a second drive, even in the same process, must wait."""
+        Free means: nobody holds it, the lease ran out, or (on SQLite, one host) its holder's
+        process is gone. A lease is never free to its own holder's name a second time: ``owner``
+        names one drive (``drive_identity``), and a second drive, even in the same process, must wait.
+
+        On PostgreSQL the row is read ``FOR UPDATE SKIP LOCKED``: of two replicas claiming at once
+        one reads it and the other is told None at once; the pid check is not made, since a
+        replica on another host (or in another container with the same name) cannot see the
+        holder's processes: a lease there ends by its expiry, which the holder's heartbeat pushes on."""
         now = self.clock()
         with self.atomic():
-            rows = list(self.db.query("SELECT * FROM operations WHERE id = ? AND phase != 'done'", [op_id]))
+            lock = " FOR UPDATE SKIP LOCKED" if self.postgres else ""
+            rows = list(self.db.query(f"SELECT * FROM operations WHERE id = ? AND phase != 'done'{lock}", [op_id]))
             if not rows:
                 return None
             op = Operation.from_row(rows[0])
             free = (
                 op.lease_owner is None
                 or (op.lease_until is not None and op.lease_until <= now)
-                or holder_is_dead(op.lease_owner)
+                or (not self.postgres and holder_is_dead(op.lease_owner))
             )
             if not free:
                 return None
@@ -534,6 +647,15 @@ class Store:
                 [ts(now + timedelta(seconds=lease_seconds)), op_id, owner],
             )
             return cursor.rowcount == 1
+
+    def replicas_holding_leases(self) -> list[str]:
+        """The processes (``host:pid``) that hold an operation's lease now: the replicas at work."""
+        owners = self.db.execute(
+            "SELECT DISTINCT lease_owner FROM operations WHERE phase != 'done' AND lease_owner IS NOT NULL "
+            "AND lease_until > ?",
+            [ts(self.clock())],
+        ).fetchall()
+        return sorted({owner.rsplit(":", 1)[0] if owner.count(":") >= 2 else owner for (owner,) in owners})
 
     def get_operation_by_id(self, op_id: int) -> Operation | None:
         rows = list(self.db.query("SELECT * FROM operations WHERE id = ?", [op_id]))

@@ -1,10 +1,11 @@
 """The store for async code: every call runs on a thread, never on the event loop.
 
-SQLite calls block: a commit waits for fsync, and a write waits up to the busy
-timeout for another process's lock. On the event loop either would stall every
+Store calls block: a commit waits for fsync (or PostgreSQL's answer), and a
+write waits up to the busy timeout for another process's lock. On the event loop either would stall every
 Slack ack and ``/healthz`` with it. ``ThreadedStore`` exposes the ``Store``'s
 methods as coroutines; each call runs on a small pool of threads, each thread
-with its own connection, so reads go on (WAL) while one write waits for a lock.
+with its own connection (on PostgreSQL borrowed from the process's pool), so
+reads go on while one write waits for a lock.
 
 An in-memory store has one connection and so one thread.
 
@@ -21,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Awaitable, Callable, Concatenate, ParamSpec, TypeVar
 
 from bot.store.db import Store
+from bot.store.postgres import shown
 
 __all__ = ["ThreadedStore"]
 
@@ -105,9 +107,10 @@ class ThreadedStore:
     claim_operation = _off_loop(Store.claim_operation)
     renew_lease = _off_loop(Store.renew_lease)
     update_operation = _off_loop(Store.update_operation)
+    take_delivery = _off_loop(Store.take_delivery)
 
     def __repr__(self) -> str:
-        return f"ThreadedStore({self.path!r})"
+        return f"ThreadedStore({shown(str(self.path))!r})"
 
     def __getattr__(self, name: str) -> Any:
         # Only reached for names not defined above: say what to do instead of a bare AttributeError.
