@@ -13,6 +13,7 @@ from typing import Any, Callable
 import httpx
 
 from bot.config import Settings
+from bot.delivery import OutboxSender
 from bot.providers.base import Provider
 from bot.sandbox import SandboxServices
 from bot.services import Directory, Notifier, NumbersService, StaticDirectory
@@ -116,7 +117,10 @@ def build(
     providers: dict[str, Provider] | None = None,
     store: Store | None = None,
     provider_options: dict[str, Any] | None = None,
+    deliver: bool = True,
 ) -> Components:
+    """``deliver``: this process sends the outbox through ``notifier`` (the server, tests);
+    the CLI passes False: it writes to the outbox and the running server delivers."""
     store = store or Store(settings.db_path, clock=clock, busy_timeout=settings.db_busy_timeout)
     if providers is None:
         providers, sandbox = build_providers(settings, sandbox=sandbox, options=provider_options)
@@ -130,5 +134,7 @@ def build(
         remind_after=settings.remind_after,
         clock=clock,
     )
+    if deliver:
+        service.sender = OutboxSender(service.store, service.notifier, clock=clock)
     worker = Worker(service, poll_interval=settings.poll_interval)
     return Components(settings, store, providers, service, worker, sandbox)

@@ -43,6 +43,7 @@ from bot.domain.states import TERMINAL, State
 from bot.providers.base import Done, Failed, InProgress, Job, Provider, ProviderPending, Requester, Step
 from bot.services import WORKER_ACTOR, NumbersService, new_offer_id
 from bot.store.db import drive_identity, process_identity
+from bot.store.outbox import Notice
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +125,18 @@ class Worker:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.flush_outbox(self.stop_grace)
+
+    async def flush_outbox(self, timeout: float) -> None:
+        """Send what the outbox holds that is due, for at most ``timeout`` seconds (on stop,
+        before the store and clients close); what is left waits for the next start."""
+        sender = self.service.sender
+        if sender is None:
+            return
+        try:
+            await asyncio.wait_for(sender.run_once(), timeout=timeout)
+        except asyncio.TimeoutError:
+            log.warning("stopped with notifications still waiting for Slack; they go at the next start")
 
     async def run_once(self) -> float:
         """One pass; returns how long to sleep before the next."""
@@ -148,6 +161,10 @@ class Worker:
                 wait = min(wait, due)
         for gone in set(self._due) - open_ids:
             del self._due[gone]
+        sender = self.service.sender
+        if sender is not None and ("outbox", 0) not in self._busy:
+            # Notices written by another process (the CLI) or waiting out a Slack failure.
+            self._spawn(("outbox", 0), sender.run_once())
         return wait
 
     def _seconds_until(self, op: Operation) -> float:
@@ -189,6 +206,8 @@ class Worker:
                 # Let notifications of the last step finish.
                 if self._tasks:
                     await asyncio.gather(*list(self._tasks), return_exceptions=True)
+                if self.service.sender is not None:
+                    await self.service.sender.deliver(request_id)
                 return await self.service.get(request_id)
             if asyncio.get_running_loop().time() > deadline:
                 return request
@@ -237,6 +256,7 @@ class Worker:
                 "lease_owner": token,
                 "lease_until": self.clock() + timedelta(seconds=LEASE_SECONDS),
             },
+            notify=Notice("fulfilling"),
         )
         if moved is None:
             return  # another process started it
@@ -277,6 +297,7 @@ class Worker:
                 kind="failed",
                 message=f"the hold expired and the search again failed: {exc}",
                 changes={"outcome": f"The hold expired and searching again failed: {exc}"},
+                notify=Notice("failed", text=str(exc)),
             )
             if moved:
                 await svc.tell(moved, "failed", text=str(exc))
@@ -323,6 +344,7 @@ class Worker:
                     "outcome": note,
                 },
                 event=(WORKER_ACTOR, "rehold", note, {"old": request.numbers, "new": new.numbers, "offer": new.id}),
+                notify=Notice("numbers_changed", text=note) if changed else None,
             )
             if moved is not None and changed:
                 await svc.tell(moved, "numbers_changed", text=note)
@@ -359,6 +381,7 @@ class Worker:
             kind="reapproval",
             message=reason,
             changes=changes,
+            notify=Notice("reapproval", text=reason),
         )
         if moved is not None:
             await svc.tell(moved, "reapproval", text=reason)
@@ -631,6 +654,7 @@ class Worker:
                 changes={"outcome": text, **(changes or {})},
                 finish_operation=op.id,
                 also=also,
+                notify=Notice(state.value, text=text),
             )
         )
         if moved is not None:

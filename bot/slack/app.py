@@ -141,7 +141,13 @@ def build_slack(
     """Settings in; the Slack app and the core components (store, providers, service, worker) out."""
     client = slack_client(settings)
     directory = SlackDirectory(client, settings.policy, ttl=settings.approver_cache_seconds)
-    notifier = SlackNotifier(client, settings, clock=clock)
+    async def approvers() -> set[str]:
+        users = set(directory.users)
+        for group in sorted(directory.groups):
+            users |= await directory.members(group)
+        return users
+
+    notifier = SlackNotifier(client, settings, clock=clock, approvers=approvers)
     components = build(settings, directory=directory, notifier=notifier, clock=clock, **overrides)
     notifier.bind(components.service.store)
     return create_slack_app(components, settings, client=client), components
