@@ -1,0 +1,118 @@
+"""The outbox: a state change and what Slack must show of it commit together, and the delivering
+process sends it in order, once, until the notifier takes it."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.app import build
+from bot.delivery import MAX_BACKOFF, OutboxSender
+from bot.domain.errors import DeliveryDeferred
+from bot.domain.states import State
+from bot.providers.base import SearchQuery
+from bot.services import StaticDirectory
+from bot.store import outbox
+from tests.conftest import APPROVER, EMAILS, REQUESTER, RecordingNotifier, make_env
+
+TOLLFREE = SearchQuery("US", "tollfree", "833", quantity=2, sms=True)
+
+
+async def acs_offer(env):
+    result = await env.svc.search(REQUESTER, TOLLFREE)
+    return next(o for o in result.offers if o.provider == "acs")
+
+
+def rows(store, request_id):
+    return list(store.db.query("SELECT * FROM outbox WHERE request_id = ? ORDER BY id", [request_id]))
+
+
+async def test_a_change_writes_its_notice_in_its_own_commit(bot):
+    offer = await acs_offer(bot)
+    request = await bot.svc.request(REQUESTER, offer.id, "Support line")
+    assert [r["what"] for r in rows(bot.store, request.id)] == ["created"]
+
+    def refuse(store):
+        raise RuntimeError("the budget check said no")
+
+    with pytest.raises(RuntimeError):
+        bot.store.transition(
+            request.id, State.PENDING, State.APPROVED, actor=APPROVER, kind="approved", message="x",
+            also=refuse, notify=outbox.Notice("approved", APPROVER),
+        )
+    # Rolled back together: no "approved" notice for an approval that never happened.
+    assert [r["what"] for r in rows(bot.store, request.id)] == ["created"]
+    assert bot.store.get_request(request.id).state == State.PENDING
+
+
+async def test_what_the_cli_writes_the_server_delivers(settings_env):
+    settings = settings_env(NUMBERS_SANDBOX=True, NUMBERS_POLL_INTERVAL=0.01)
+    server = make_env(settings)
+    # The CLI: same store file, writes to the outbox, delivers nothing itself.
+    cli_notes = RecordingNotifier()
+    cli = build(
+        settings, sandbox=server.sandbox, clock=server.clock.now, notifier=cli_notes,
+        directory=StaticDirectory(settings.approver_ids, EMAILS), deliver=False,
+    )
+    try:
+        offer = await acs_offer(server)
+        request = await cli.service.request(REQUESTER, offer.id, "From the terminal")
+        await cli.service.deny(request.id, APPROVER, "not this month")
+        assert cli_notes.whats(request.id) == ["created", "denied"]  # shown on the terminal
+        assert server.notes.whats(request.id) == []
+        assert [r["delivered_at"] for r in rows(server.store, request.id)] == [None, None]
+
+        await server.c.worker.run_once()  # the server's loop finds them
+        await server.c.worker.drain(request.id)
+        assert server.notes.whats(request.id) == ["created", "denied"]
+        assert all(r["delivered_at"] for r in rows(server.store, request.id))
+        await server.c.worker.run_once()
+        await server.c.worker.drain(request.id)
+        assert server.notes.whats(request.id) == ["created", "denied"]  # once
+    finally:
+        await cli.aclose()
+        await server.c.aclose()
+
+
+class FlakyNotifier(RecordingNotifier):
+    """Refuses (as Slack down would) while ``down``; records what it took."""
+
+    def __init__(self):
+        super().__init__()
+        self.down = False
+        self.tries = 0
+
+    async def notify(self, request, what, *, actor=None, text=None):
+        self.tries += 1
+        if self.down:
+            raise DeliveryDeferred("HTTP 503")
+        await super().notify(request, what, actor=actor, text=text)
+
+
+async def test_a_refused_notice_waits_in_order_and_goes_once_slack_is_back(settings_env):
+    settings = settings_env(NUMBERS_SANDBOX=True, NUMBERS_POLL_INTERVAL=0.01)
+    notes = FlakyNotifier()
+    env = make_env(settings, notes=notes)
+    try:
+        offer = await acs_offer(env)
+        request = await env.svc.request(REQUESTER, offer.id, "Support line")
+        notes.down = True
+        await env.svc.approve(request.id, APPROVER)
+        done = await env.settle(request.id)
+        assert done.state == State.FULFILLED
+        assert notes.whats(request.id) == ["created"]
+        waiting = rows(env.store, request.id)
+        assert [r["what"] for r in waiting if not r["delivered_at"]] == ["approved", "fulfilling", "fulfilled"]
+        assert waiting[1]["attempts"] >= 1 and waiting[1]["last_error"] == "HTTP 503"
+
+        notes.down = False
+        sender: OutboxSender = env.svc.sender
+        env.advance(MAX_BACKOFF)
+        await sender.run_once()
+        assert notes.whats(request.id) == ["created", "approved", "fulfilling", "fulfilled"]
+        assert not [r for r in rows(env.store, request.id) if not r["delivered_at"]]
+    finally:
+        await env.c.aclose()
+
+
+async def test_backoff_is_capped_so_recovery_is_seen_within_the_cap():
+    assert [OutboxSender.backoff(n) for n in range(8)][-1] == MAX_BACKOFF <= 30
