@@ -96,7 +96,9 @@ async def test_terminal_decisions_and_requests_reach_slack_while_the_server_runs
     assert any("not this month" in t for t in dm_texts(slack, REQUESTER))
 
     # Approved in the terminal, bought by the server's worker: the final card and the DM follow.
-    request, ts = await request_offer(bot)
+    post = await search(bot, "search US tollfree 855 x2")
+    request = await bot.service.request(REQUESTER, next(o for n, o, _ in offers_in(post) if n == "ACS"), "approved in the terminal")
+    ts = await slack.wait_for(lambda: bot.store.get_request(request.id).card_ts, what="the card")
     assert await run_cli("approve", str(request.id), "--no-wait", "--as", APPROVER) == 0
     done = await bot.state_of(request.id, {"fulfilled"})
     await slack.wait_for(lambda: done.numbers[0] in card_text(slack, ts), what="the fulfilled card")
