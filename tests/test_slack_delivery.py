@@ -224,3 +224,30 @@ async def test_doctor_names_missing_scopes_and_waiting_notifications(slack_bot):
     checks = {c.name: c for c in await run_checks(bot.settings)}
     assert not checks["slack scopes"].ok and "groups:read" in checks["slack scopes"].detail
     assert "waiting for Slack" in checks["outbox"].detail, post_ok
+
+
+def test_approve_on_a_spending_request_asks_to_confirm_the_cost():
+    from dataclasses import replace
+    from datetime import datetime, timezone
+    from decimal import Decimal
+
+    from bot.domain.models import NumberRequest
+    from bot.domain.states import State
+    from bot.slack.blocks import decision_buttons
+
+    now = datetime.now(timezone.utc)
+    request = NumberRequest(
+        id=7, offer_id="o", provider="acs", kind="purchase", state=State.PENDING, requester=REQUESTER,
+        requester_email=None, quantity=2, numbers=["+18335550100", "+18335550101"], unit_monthly_cost=Decimal("2.00"),
+        unit_setup_cost=None, currency="USD", justification="x", ref={}, expires_at=now, hold_expires_at=None,
+        approvals=[], created_at=now, updated_at=now,
+    )
+    approve = decision_buttons(request).to_dict()["elements"][0]
+    assert approve["action_id"] == ids.ACTION_APPROVE
+    assert approve["confirm"]["text"]["text"] == "Buy 2 numbers at ACS for $4.00/month?"
+    extra = decision_buttons(request, ["You agree not to resell these numbers."]).to_dict()["elements"][0]
+    assert extra["confirm"]["text"]["text"].endswith("You agree not to resell these numbers.")
+    release = replace(request, kind="release", quantity=1, numbers=["+18335550100"])
+    assert decision_buttons(release).to_dict()["elements"][0]["confirm"]["text"]["text"].startswith("Release +18335550100 at ACS")
+    free = replace(request, unit_monthly_cost=Decimal("0"))
+    assert "confirm" not in decision_buttons(free).to_dict()["elements"][0]

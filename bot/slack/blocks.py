@@ -26,6 +26,7 @@ from slack_sdk.models.blocks import (
     Block,
     ButtonElement,
     CheckboxesElement,
+    ConfirmObject,
     ContextBlock,
     DividerBlock,
     HeaderBlock,
@@ -188,13 +189,51 @@ def button(text: str, action_id: str, value: str, style: str | None = None) -> B
     return ButtonElement(text=PlainTextObject(text=text, emoji=True), action_id=action_id, value=value, style=style)
 
 
-def decision_buttons(request: NumberRequest) -> ActionsBlock:
+def approve_question(request: NumberRequest) -> str:
+    """What Approve will do, as the confirm dialog asks it ("Buy 2 numbers at ACS for $4.00/month?")."""
+    count = f"{request.quantity} number{'s' if request.quantity != 1 else ''}"
+    where = provider_name(request.provider)
+    if request.kind == "release":
+        numbers = ", ".join(request.numbers) or count
+        saves = request.monthly_total
+        tail = f"; it saves {money(saves, request.currency)}/month" if saves is not None else ""
+        return f"Release {numbers} at {where}{tail}? The number goes back to the provider and stops working."
+    monthly = request.monthly_total
+    cost = f" for {money(monthly, request.currency)}/month" if monthly is not None else ""
+    setup = request.setup_total
+    if setup:
+        cost += f" plus {money(setup, request.currency)} setup"
+    verb = "Assign" if request.kind == "assign" else ("Rent" if request.kind == "rent" else "Buy")
+    return f"{verb} {count} at {where}{cost}?"
+
+
+def approve_confirm(request: NumberRequest, extra: Sequence[str] = ()) -> ConfirmObject:
+    """Slack's confirm dialog on Approve; ``extra`` sentences are added (a provider's own terms)."""
+    text = " ".join([approve_question(request), *extra])
+    return ConfirmObject(
+        title=PlainTextObject(text="Approve and spend?" if request.kind != "release" else "Approve the release?"),
+        text=PlainTextObject(text=clip(text, 300)),
+        confirm=PlainTextObject(text="Approve"),
+        deny=PlainTextObject(text="Not yet"),
+    )
+
+
+def spends(request: NumberRequest) -> bool:
+    """Approve starts a paid purchase or rent, or a release: both get the confirm dialog."""
+    return request.kind == "release" or bool(request.monthly_total) or bool(request.setup_total)
+
+
+def decision_buttons(request: NumberRequest, extra: Sequence[str] = ()) -> ActionsBlock:
+    approve = ButtonElement(
+        text=PlainTextObject(text="Approve", emoji=True),
+        action_id=ids.ACTION_APPROVE,
+        value=str(request.id),
+        style="primary",
+        confirm=approve_confirm(request, extra) if spends(request) else None,
+    )
     return ActionsBlock(
         block_id=f"decide:{request.id}",
-        elements=[
-            button("Approve", ids.ACTION_APPROVE, str(request.id), "primary"),
-            button("Deny", ids.ACTION_DENY, str(request.id), "danger"),
-        ],
+        elements=[approve, button("Deny", ids.ACTION_DENY, str(request.id), "danger")],
     )
 
 
