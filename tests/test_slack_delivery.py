@@ -251,3 +251,32 @@ def test_approve_on_a_spending_request_asks_to_confirm_the_cost():
     assert decision_buttons(release).to_dict()["elements"][0]["confirm"]["text"]["text"].startswith("Release +18335550100 at ACS")
     free = replace(request, unit_monthly_cost=Decimal("0"))
     assert "confirm" not in decision_buttons(free).to_dict()["elements"][0]
+
+
+async def test_a_search_larger_than_the_text_budget_fits_from_the_command_and_from_home(slack_bot, monkeypatch):
+    from bot.slack import blocks
+    from bot.slack.blocks import as_text
+    from tests.slack_harness import select_value, text_value
+
+    bot, slack = slack_bot, slack_bot.slack
+    # The sandbox's US local answer is 8–10k characters: scaled down, the same search is "too big".
+    monkeypatch.setattr(blocks, "BLOCK_TEXT_BUDGET", 2500)
+    slack.block_text_max = 3000
+    response, url = await bot.command("search US local")
+    post = (await bot.response_to(url))[-1]
+    text = as_text(post["blocks"])
+    assert len(text) <= 2500 and "more offers — narrow the search with an area code" in text
+    assert offers_in(post)
+
+    values = {ids.INPUT_PROVIDER: select_value("any"), ids.INPUT_COUNTRY: text_value("US"), ids.INPUT_TYPE: select_value("local")}
+    ok = await bot.submit(ids.VIEW_SEARCH, values, user=REQUESTER, private_metadata=blocks.metadata())
+    assert ok.status_code == 200
+    dm = (await slack.wait_for(lambda: slack.dms(REQUESTER), what="the Home search's answer"))[-1]
+    assert len(dm.text()) <= 2500 and "more offers — narrow the search" in dm.text()
+
+    # Refused anyway (the limit is Slack's, undocumented): the text alone still answers.
+    slack.block_text_max = 100
+    ok = await bot.submit(ids.VIEW_SEARCH, values, user=REQUESTER, private_metadata=blocks.metadata())
+    taken = lambda: [c for c in slack.dms(REQUESTER) if c.answer.get("ok")]  # noqa: E731
+    answers = await slack.wait_for(lambda: len(taken()) >= 2 and taken(), what="the text-only answer")
+    assert answers[-1].blocks() == [] and "offers for US local" in answers[-1].params["text"]

@@ -58,6 +58,9 @@ FIELD_TEXT_MAX = 2000
 CONTEXT_TEXT_MAX = 2000
 HEADER_TEXT_MAX = 150
 MESSAGE_TEXT_MAX = 3000  # the fallback text; Slack allows more, notifications show far less
+# Slack refuses a message whose blocks carry more than about 12,000 characters of text
+# (msg_blocks_too_long; undocumented, see slackapi/bolt-js #2509): stay well below it.
+BLOCK_TEXT_BUDGET = 11000
 
 PROVIDER_NAMES = {"acs": "ACS", "plivo": "Plivo", "webex": "Webex Calling"}
 DOING = {"purchase": "buying", "rent": "renting", "assign": "assigning", "release": "releasing"}
@@ -325,23 +328,29 @@ def offers_message(result: SearchResult, settings: Settings, *, now: datetime | 
                 "`national`), fewer numbers, or leave out `sms`/`voice`."
             )
         )
-    # One block per offer; keep one slot for the "N more" note.
+    # One block per offer while the message stays within Slack's limits (block count and
+    # BLOCK_TEXT_BUDGET characters of text); keep one slot for the "N more" note.
     room = MAX_MESSAGE_BLOCKS - len(blocks) - 1
-    shown = offers[:room]
-    for offer in shown:
-        blocks.append(
-            section(
-                offer_text(offer, now=now),
-                accessory=button("Request", ids.ACTION_REQUEST, offer.id, "primary"),
-                block_id=f"offer:{offer.id}",
-            )
+    spent = sum(len(as_text([b.to_dict()])) for b in blocks) + 300  # the note and slack
+    shown = []
+    for offer in offers[:room]:
+        block = section(
+            offer_text(offer, now=now),
+            accessory=button("Request", ids.ACTION_REQUEST, offer.id, "primary"),
+            block_id=f"offer:{offer.id}",
         )
+        size = len(as_text([block.to_dict()]))
+        if spent + size > BLOCK_TEXT_BUDGET:
+            break
+        spent += size
+        shown.append(offer)
+        blocks.append(block)
     if len(offers) > len(shown):
         hidden = len(offers) - len(shown)
         blocks.append(
             context(
-                f"{plural(hidden, 'more offer')} not shown (Slack shows {len(shown)} at a time). Narrow the search: "
-                "an area code or prefix, a number type, or `via acs`/`via plivo`."
+                f"{plural(hidden, 'more offer')} — narrow the search with an area code or prefix, a number type, "
+                "or `via acs`/`via plivo`."
             )
         )
     if offers:

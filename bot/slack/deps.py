@@ -60,7 +60,14 @@ class SlackDeps:
             except SlackApiError as exc:
                 log.info("chat.postEphemeral in %s failed (%s); sending a DM", channel, slack_error(exc))
         try:
-            await self.client.chat_postMessage(channel=user, **payload)
+            try:
+                await self.client.chat_postMessage(channel=user, **payload)
+            except SlackApiError as exc:
+                if slack_error(exc) not in ("msg_blocks_too_long", "invalid_blocks", "msg_too_long"):
+                    raise
+                # Refused as too long or invalid: the text alone still answers the user.
+                log.warning("Slack refused the DM to %s (%s); sending it as text only", user, slack_error(exc))
+                await self.client.chat_postMessage(channel=user, text=payload["text"], blocks=[])
             return "dm"
         except SlackApiError as exc:
             log.error("could not reach user %s by any route: %s", user, slack_error(exc))
