@@ -133,10 +133,11 @@ def test_never_more_than_50_blocks_and_a_note_when_offers_are_left_out(settings,
     result = SearchResult(SearchQuery("US", "tollfree"), offers, problems=["plivo said (500): down"], providers=["acs", "plivo"])
     payload = blocks.offers_message(result, settings, now=NOW).payload()
     assert len(payload["blocks"]) <= MAX_MESSAGE_BLOCKS
+    assert len(as_text(payload["blocks"])) <= blocks.BLOCK_TEXT_BUDGET  # Slack refuses ~12k (msg_blocks_too_long)
     shown = [b for b in payload["blocks"] if (b.get("accessory") or {}).get("action_id") == ids.ACTION_REQUEST]
     if count > len(shown):
         assert f"{count - len(shown)} more offer" in as_text(payload["blocks"][-1:])
-        assert "Narrow the search" in as_text(payload["blocks"][-1:])
+        assert "narrow the search with an area code" in as_text(payload["blocks"][-1:])
     else:
         assert len(shown) == count
         assert "more offer" not in as_text(payload["blocks"])
@@ -318,3 +319,14 @@ def test_every_button_rendered_anywhere_is_a_registered_action(settings):
     ]
     used = set().union(*(blocks.action_ids(b) for b in rendered_blocks))
     assert used == set(ids.ACTIONS)
+
+
+def test_48_offers_of_10_numbers_stay_within_the_text_budget(settings):
+    """23.8k characters before the budget: Slack would refuse it (msg_blocks_too_long)."""
+    ten = tuple(f"+1833227{n:04d}" for n in range(10))
+    offers = [acs_offer(i, numbers=ten) for i in range(48)]
+    payload = blocks.offers_message(SearchResult(SearchQuery("US", "tollfree"), offers, providers=["acs"]), settings, now=NOW).payload()
+    text = as_text(payload["blocks"])
+    shown = [b for b in payload["blocks"] if (b.get("accessory") or {}).get("action_id") == ids.ACTION_REQUEST]
+    assert len(text) <= blocks.BLOCK_TEXT_BUDGET < 12000
+    assert 0 < len(shown) < 48 and f"{48 - len(shown)} more offers — narrow the search with an area code" in text
