@@ -280,3 +280,22 @@ async def test_a_search_larger_than_the_text_budget_fits_from_the_command_and_fr
     taken = lambda: [c for c in slack.dms(REQUESTER) if c.answer.get("ok")]  # noqa: E731
     answers = await slack.wait_for(lambda: len(taken()) >= 2 and taken(), what="the text-only answer")
     assert answers[-1].blocks() == [] and "offers for US local" in answers[-1].params["text"]
+
+
+async def test_shutdown_while_a_listener_is_mid_work_records_and_delivers_its_result(slack_bot_factory):
+    bot = await slack_bot_factory(latency=1.0)  # every provider answer takes a second
+    slack = bot.slack
+    response, url = await bot.command("search US tollfree 833")
+    assert response.status_code == 200  # acked; the search itself is still under way
+    await slack.wait_for(lambda: len(bot.components.in_flight) > 0, what="the listener at work")
+    await bot.stop()  # SIGTERM now: the store and the provider clients must not close under it
+    posts = slack.response_posts(url)
+    assert posts and offers_in(posts[-1]), posts
+    offer_id = offers_in(posts[-1])[0][1]
+    from bot.store.db import Store
+
+    store = Store(bot.settings.db_path)
+    try:
+        assert store.get_offer(offer_id) is not None  # recorded: the offer can be requested after a restart
+    finally:
+        store.close()

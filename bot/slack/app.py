@@ -121,6 +121,7 @@ def create_slack_app(components: Components, settings: Settings, *, client: Asyn
         settings=settings,
         client=client,
         clock=service.clock,
+        in_flight=components.in_flight,
     )
     commands.register(app, deps)
     actions.register(app, deps)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable
+from typing import Any, Callable
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -32,6 +32,7 @@ class SlackDeps:
     settings: Settings
     client: AsyncWebClient
     clock: Callable[[], datetime]
+    in_flight: Any = None  # bot.app.InFlight: listeners' post-ack work, waited for on stop
 
     async def reply(
         self,
