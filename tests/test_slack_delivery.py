@@ -44,6 +44,7 @@ async def test_slack_down_around_an_approval_the_card_and_dm_follow_once_it_is_b
     assert not any("bought" in t.lower() or "fulfilled" in t.lower() for t in dm_texts(slack, REQUESTER))
 
     slack.down_until = 0  # Slack is back; the sender's back-off is at most MAX_BACKOFF
+    updates_before = len([c for c in slack.of("chat.update", ts=ts) if c.answer.get("ok")])
     bot.clock.advance(MAX_BACKOFF)
     await slack.wait_for(lambda: not has_buttons(slack.messages[(APPROVAL_CHANNEL, ts)]["blocks"]), timeout=15, what="the final card")
     final = card_text(slack, ts)
@@ -51,6 +52,8 @@ async def test_slack_down_around_an_approval_the_card_and_dm_follow_once_it_is_b
     dms = await slack.wait_for(lambda: len(slack.dms(REQUESTER)) >= 3 and dm_texts(slack, REQUESTER), timeout=15, what="the outcome DM")
     assert any(done.numbers[0] in t for t in dms[1:]), dms
     await slack.wait_for(lambda: waiting(bot) == 0, what="the outbox empty")
+    # approved, fulfilling and fulfilled waited together: one card update, to the latest state.
+    assert len([c for c in slack.of("chat.update", ts=ts) if c.answer.get("ok")]) - updates_before == 1
 
 
 def waiting(bot) -> int:
