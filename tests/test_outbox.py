@@ -116,3 +116,107 @@ async def test_a_refused_notice_waits_in_order_and_goes_once_slack_is_back(setti
 
 async def test_backoff_is_capped_so_recovery_is_seen_within_the_cap():
     assert [OutboxSender.backoff(n) for n in range(8)][-1] == MAX_BACKOFF <= 30
+
+
+async def test_stopping_the_server_flushes_what_waits(settings_env):
+    settings = settings_env(NUMBERS_SANDBOX=True, NUMBERS_POLL_INTERVAL=0.01)
+    server = make_env(settings)
+    cli = build(
+        settings, sandbox=server.sandbox, clock=server.clock.now, notifier=RecordingNotifier(),
+        directory=StaticDirectory(settings.approver_ids, EMAILS), deliver=False,
+    )
+    try:
+        offer = await acs_offer(server)
+        request = await cli.service.request(REQUESTER, offer.id, "written just before the server stops")
+    finally:
+        await cli.aclose()
+    await server.c.aclose()  # stop: the outbox is flushed before the store closes
+    assert server.notes.whats(request.id) == ["created"]
+
+
+# --- pacing: a rate limit is a delay, never a loss -------------------------------------------
+
+
+class FakeTime:
+    def __init__(self):
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def monotonic(self):
+        return self.now
+
+    async def sleep(self, seconds):
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def rate_limited(retry_after: str):
+    from slack_sdk.errors import SlackApiError
+    from slack_sdk.web.async_slack_response import AsyncSlackResponse
+
+    response = AsyncSlackResponse(
+        client=None, http_verb="POST", api_url="chat.postMessage", req_args={}, data={"ok": False, "error": "ratelimited"},
+        headers={"Retry-After": retry_after}, status_code=429,
+    )
+    return SlackApiError("ratelimited", response)
+
+
+async def test_the_pacer_waits_out_retry_after_and_sends_again():
+    from bot.slack.pacing import SlackPacer
+
+    clock = FakeTime()
+    pacer = SlackPacer(monotonic=clock.monotonic, sleep=clock.sleep)
+    answers = [rate_limited("7"), {"ok": True}]
+
+    async def call(**kwargs):
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    assert await pacer.call("chat.update", call, channel="C1", ts="1") == {"ok": True}
+    assert clock.slept == [7.0]
+
+
+async def test_the_pacer_spaces_posts_to_one_channel_after_a_short_burst():
+    from bot.slack.pacing import SlackPacer
+
+    clock = FakeTime()
+    pacer = SlackPacer(rate=1.0, burst=3, monotonic=clock.monotonic, sleep=clock.sleep)
+    sent = []
+
+    async def post(**kwargs):
+        sent.append((clock.now, kwargs["channel"]))
+        return {"ok": True}
+
+    for _ in range(5):
+        await pacer.call("chat.postMessage", post, channel="C1")
+    await pacer.call("chat.postMessage", post, channel="C2")  # another channel is not held up
+    times = [t for t, c in sent if c == "C1"]
+    assert times[:3] == [0.0, 0.0, 0.0] and times[3] >= 1.0 and times[4] >= 2.0
+    assert sent[-1] == (times[4], "C2")
+
+
+async def test_a_rate_limit_slack_keeps_answering_is_deferred_not_dropped(settings_env):
+    from bot.slack.notifier import SlackNotifier
+    from bot.slack.pacing import SlackPacer
+    from bot.store.outbox import OutboxItem
+
+    clock = FakeTime()
+
+    class Client:
+        async def chat_postMessage(self, **kwargs):
+            raise rate_limited("30")
+
+    settings = settings_env(NUMBERS_APPROVAL_CHANNEL="CAPPROVALS")
+    notifier = SlackNotifier(Client(), settings, pacer=SlackPacer(max_tries=2, monotonic=clock.monotonic, sleep=clock.sleep))
+    env_request = type("R", (), {"id": 1, "card_ts": None, "card_channel": None})()
+    notifier._fresh = lambda request: _same(request)
+    notifier.card = lambda request: _same({"text": "card", "blocks": []})
+    with pytest.raises(DeliveryDeferred) as deferred:
+        await notifier.deliver(OutboxItem(id=1, request=env_request, what="created", actor=None, text=None))
+    assert deferred.value.retry_after and deferred.value.retry_after >= 1
+
+
+async def _same(value):
+    return value
