@@ -172,6 +172,30 @@ def numbers_list(numbers: Sequence[str], limit: int = 10) -> str:
     return "\n".join(lines)
 
 
+def slack_date(when: datetime, fmt: str = "{date_short_pretty} {time}") -> str:
+    """A time each reader sees in their own time zone (Slack's date formatting); the UTC
+    fallback shows where the formatting is not supported (notifications, old clients)."""
+    fallback = when.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(when.timestamp())}^{fmt}|{fallback}>"
+
+
+def hold_text(ends: datetime, now: datetime) -> str:
+    """The hold's end in the reader's time, and "expired" once it has."""
+    left = (ends - now).total_seconds()
+    if left <= 0:
+        return f"expired {slack_date(ends)}"
+    more = f"{int(left // 60)} min more" if left >= 60 else f"{int(left)} s more"
+    return f"held until {slack_date(ends)} ({more})"
+
+
+def approvers_text(request: NumberRequest) -> str:
+    """Everyone who approved, in order (the policy when it approved on its own)."""
+    if request.decided_by == POLICY_ACTOR:
+        return "policy"
+    names = list(request.approvals) or ([request.decided_by] if request.decided_by else [])
+    return ", ".join(who(a) for a in names) or "an approver"
+
+
 def md(text: str) -> MarkdownTextObject:
     return MarkdownTextObject(text=text)
 
@@ -393,8 +417,7 @@ def status_text(request: NumberRequest, settings: Settings) -> str:
                 text += " (" + ", ".join(who(a) for a in request.approvals) + ")"
         return text
     if state in (State.APPROVED, State.FULFILLING):
-        by = "policy" if request.decided_by == POLICY_ACTOR else who(request.decided_by)
-        return f":white_check_mark: *Approved by {by}* — {DOING.get(request.kind, 'working on it')}…"
+        return f":white_check_mark: *Approved by {approvers_text(request)}* — {DOING.get(request.kind, 'working on it')}…"
     if state == State.FULFILLED:
         shown = ", ".join(both(n) for n in request.numbers[:10]) or "(no numbers reported)"
         if len(request.numbers) > 10:
@@ -466,7 +489,7 @@ def request_sections(
         md(clip(f"*Numbers*\n{_offer_detail(request, offer)}", FIELD_TEXT_MAX)),
     ]
     if request.hold_expires_at is not None and request.state in (State.PENDING, State.APPROVED):
-        fields.append(md(f"*Hold*\n{until(request.hold_expires_at, now)}"))
+        fields.append(md(f"*Hold*\n{hold_text(request.hold_expires_at, now)}"))
     blocks: list[Block] = [
         SectionBlock(fields=fields, block_id=f"about:{request.id}"),
         section("*Justification*\n" + quote(request.justification, SECTION_TEXT_MAX - 40)),
@@ -486,7 +509,9 @@ def card_message(
     if request.outcome and request.state in (State.PENDING, State.APPROVED, State.FULFILLING, State.FULFILLED):
         notes.append(mrkdwn_escape(request.outcome))
     if request.state == State.PENDING:
-        notes.append(f"Expires undecided at {request.expires_at.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC")
+        notes.append(f"Expires undecided {slack_date(request.expires_at)}")
+    elif request.decided_by and request.state not in (State.DENIED, State.APPROVED, State.FULFILLING):
+        notes.append(f"Approved by {approvers_text(request)}")
     if notes:
         blocks.append(context(*notes))
     if request.state == State.PENDING:
@@ -537,7 +562,7 @@ def pending_message(requests: list[NumberRequest]) -> Message:
 
 
 def event_line(event: Event) -> str:
-    return f"`{event.at.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC` {who(event.actor)} *{event.kind}*: {mrkdwn_escape(event.message)}"
+    return f"{slack_date(event.at)} {who(event.actor)} *{event.kind}*: {mrkdwn_escape(event.message)}"
 
 
 def show_message(
@@ -680,7 +705,7 @@ def thread_message(request: NumberRequest, what: str, settings: Settings, *, tex
     elif what == "reminder":
         body = (
             f":bell: {mentions} request #{request.id} from {who(request.requester)} is still waiting for a decision; "
-            f"it expires at {request.expires_at.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC."
+            f"it expires {slack_date(request.expires_at)}."
         )
     else:  # reapproval
         body = f":repeat: {mentions} request #{request.id} needs a fresh approval: {extra}"
