@@ -35,6 +35,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.config import Settings
 from bot.domain.errors import DeliveryDeferred
 from bot.domain.models import NumberRequest, Offer
+from bot.domain.states import TERMINAL
 from bot.slack import blocks
 from bot.slack.channel_trouble import CHANNEL_ERRORS, ChannelTrouble
 from bot.slack.pacing import SlackPacer
@@ -83,6 +84,9 @@ class SlackNotifier:
         self.pacer = pacer or SlackPacer()
         self.store: ThreadedStore | None = None  # bound after the store exists (bot.slack.app.build_slack)
         self.trouble = ChannelTrouble(self, approvers)
+        # The card as last shown, per request still moving: an identical update is skipped
+        # ("approved" then "fulfilling" look the same), since chat.update is rate-limited.
+        self._shown: dict[int, dict[str, Any]] = {}
 
     def bind(self, store: ThreadedStore) -> None:
         self.store = store
@@ -180,6 +184,13 @@ class SlackNotifier:
             await self.store.update_request(
                 request.id, changes={"card_channel": response.get("channel") or channel, "card_ts": response["ts"]}
             )
+        self._remember(request, card)
+
+    def _remember(self, request: NumberRequest, card: dict[str, Any]) -> None:
+        if request.state in TERMINAL:
+            self._shown.pop(request.id, None)  # a final card never changes again
+        else:
+            self._shown[request.id] = card
 
     async def _link(self, channel: str | None, ts: str | None) -> str | None:
         if not channel or not ts:
@@ -198,8 +209,11 @@ class SlackNotifier:
             await self._post_card(request)
             return
         card = await self.card(request)
+        if self._shown.get(request.id) == card:
+            return
         try:
             await self._slack("chat.update", self.client.chat_update, channel=request.card_channel, ts=request.card_ts, **card)
+            self._remember(request, card)
         except SlackApiError as exc:
             error = slack_error(exc)
             if error in CARD_GONE:
