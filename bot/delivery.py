@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 BACKOFF = (1.0, 2.0, 5.0, 10.0, 20.0)
 MAX_BACKOFF = 30.0
 CONCURRENCY = 8  # requests delivered at once; pacing per channel is the notifier's
+MAX_LOCKS = 1000
 
 
 class OutboxSender:
@@ -52,18 +53,17 @@ class OutboxSender:
         """Deliver the request's waiting notifications that are due; True when none is left waiting."""
         lock = self._locks.setdefault(request_id, asyncio.Lock())
         async with lock:
-            try:
-                return await self._deliver(request_id)
-            finally:
-                if not lock._waiters:  # nobody else waits for this request: forget its lock
-                    self._locks.pop(request_id, None)
+            delivered = await self._deliver(request_id)
+        if len(self._locks) > MAX_LOCKS:  # forget the locks nobody holds, so the dict stays small
+            for rid in [r for r, held in self._locks.items() if not held.locked()]:
+                del self._locks[rid]
+        return delivered
 
     async def _deliver(self, request_id: int) -> bool:
         items = await self.store.run(lambda s: outbox.pending_for(s, request_id))
         now = self.clock()
         for index, item in enumerate(items):
-            due = await self.store.run(lambda s: outbox.next_at(s, item.id))
-            if due is not None and due > now:
+            if item.next_at is not None and item.next_at > now:
                 return False  # still backing off: what comes after it waits too
             later_card = any(wants_card(later.what) for later in items[index + 1 :])
             if later_card and item.what != "created":

@@ -47,6 +47,7 @@ class OutboxItem:
     done: set[str] = field(default_factory=set)
     attempts: int = 0
     created_at: datetime | None = None
+    next_at: datetime | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> "OutboxItem":
@@ -59,6 +60,7 @@ class OutboxItem:
             done=set(json.loads(row["done"] or "[]")),
             attempts=row["attempts"],
             created_at=parse_ts(row["created_at"]),
+            next_at=parse_ts(row["next_at"]),
         )
 
 
@@ -79,11 +81,6 @@ def pending_for(store: "Store", request_id: int) -> list[OutboxItem]:
         "SELECT * FROM outbox WHERE request_id = ? AND delivered_at IS NULL ORDER BY id", [request_id]
     )
     return [OutboxItem.from_row(r) for r in rows]
-
-
-def next_at(store: "Store", item_id: int) -> datetime | None:
-    row = store.db.execute("SELECT next_at FROM outbox WHERE id = ?", [item_id]).fetchone()
-    return parse_ts(row[0]) if row else None
 
 
 def due_requests(store: "Store", now: datetime, limit: int = 100) -> list[int]:
