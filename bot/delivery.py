@@ -44,6 +44,22 @@ class OutboxSender:
         self.clock = clock
         self._locks: dict[int, asyncio.Lock] = {}
         self._gate = asyncio.Semaphore(CONCURRENCY)
+        self._soon: set[asyncio.Task[bool]] = set()
+
+    def deliver_soon(self, request_id: int) -> asyncio.Task[bool]:
+        """``deliver`` in a task this sender holds (``cancel`` ends it on stop; the rows stay)."""
+        task = asyncio.create_task(self.deliver(request_id))
+        self._soon.add(task)
+        task.add_done_callback(self._soon.discard)
+        return task
+
+    async def cancel(self) -> None:
+        """Stop deliveries under way; what they had not sent waits in the store for the next start."""
+        tasks = list(self._soon)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     @staticmethod
     def backoff(attempts: int) -> float:

@@ -152,6 +152,9 @@ def sort_key(offer: Offer) -> tuple[int, Decimal, str]:
     return (1 if unit is None else 0, unit if unit is not None else Decimal(0), offer.provider)
 
 
+INLINE_DELIVERY_WAIT = 3.0  # seconds a state change waits for its notifications to reach Slack
+
+
 class NumbersService:
     def __init__(
         self,
@@ -194,7 +197,9 @@ class NumbersService:
         must not undo or hide the state change, and the outbox keeps what is not sent."""
         try:
             if self.sender is not None:
-                await self.sender.deliver(request.id)
+                # Usually done in a moment; when Slack's pacing holds it longer, the caller (a
+                # listener, a drive) goes on and the sender finishes it.
+                await asyncio.wait({self.sender.deliver_soon(request.id)}, timeout=INLINE_DELIVERY_WAIT)
             else:
                 await self.notifier.notify(request, what, actor=actor, text=text)
         except Exception:

@@ -60,6 +60,9 @@ MAX_POLL_FAILURES = 30  # consecutive unreadable polls before a person must look
 MAX_REFUSED = 6  # a spending call refused before acting (429, no connection) is sent again up to this often
 
 
+FLUSH_GRACE = 3.0  # seconds stop spends sending what the outbox holds before the store closes
+
+
 class Worker:
     def __init__(
         self,
@@ -86,6 +89,7 @@ class Worker:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._due: dict[int, tuple[datetime, float]] = {}  # op id → (stored next_poll_at, monotonic due)
         self._stopping = False
+        self._outbox_pass: asyncio.Task[Any] | None = None
         service.on_work(self.kick)
 
     def kick(self) -> None:
@@ -119,13 +123,19 @@ class Worker:
         after a restart by asking the provider, never by sending again."""
         self._stopping = True
         self.kick()
+        if self._outbox_pass is not None:
+            # A background pass may be waiting out Slack's pacing for minutes: its rows are kept
+            # in the store, so it stops now and the bounded flush below sends what it can.
+            self._outbox_pass.cancel()
+        if self.service.sender is not None:
+            await self.service.sender.cancel()
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=self.stop_grace)
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.flush_outbox(self.stop_grace)
+        await self.flush_outbox(min(self.stop_grace, FLUSH_GRACE))
 
     async def flush_outbox(self, timeout: float) -> None:
         """Send what the outbox holds that is due, for at most ``timeout`` seconds (on stop,
@@ -164,7 +174,7 @@ class Worker:
         sender = self.service.sender
         if sender is not None and ("outbox", 0) not in self._busy:
             # Notices written by another process (the CLI) or waiting out a Slack failure.
-            self._spawn(("outbox", 0), sender.run_once())
+            self._outbox_pass = self._spawn(("outbox", 0), sender.run_once())
         return wait
 
     def _seconds_until(self, op: Operation) -> float:
@@ -183,7 +193,7 @@ class Worker:
         self._due[op_id] = (at, self.monotonic() + delay)
         return at
 
-    def _spawn(self, key: tuple[str, int], coro: Any) -> None:
+    def _spawn(self, key: tuple[str, int], coro: Any) -> asyncio.Task[Any]:
         self._busy.add(key)
         task = asyncio.create_task(coro)
         self._tasks.add(task)
@@ -196,6 +206,7 @@ class Worker:
             self.kick()
 
         task.add_done_callback(done)
+        return task
 
     async def drain(self, request_id: int, timeout: float = 300.0) -> NumberRequest:
         """Carry one request to a state the worker cannot move further (the CLI's ``approve``)."""

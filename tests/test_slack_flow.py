@@ -35,6 +35,7 @@ async def search(bot, text="search US tollfree 833 x2", user=REQUESTER):
 
 async def request_offer(bot, provider="ACS", justification="Support line for the spring campaign", user=REQUESTER, quantity=None, text="search US tollfree 833 x2"):
     """Search, click Request on the first offer of ``provider``, submit the form; return (request, card ts)."""
+    cards_before = len(bot.slack.posted_to(APPROVAL_CHANNEL))
     post = await search(bot, text, user=user)
     offer_id = next(oid for name, oid, _ in offers_in(post) if name == provider)
     response, _ = await bot.click(ids.ACTION_REQUEST, offer_id, user=user, where="ephemeral")
@@ -47,7 +48,10 @@ async def request_offer(bot, provider="ACS", justification="Support line for the
         values[ids.INPUT_QUANTITY] = number_value(quantity)
     response = await bot.submit(ids.VIEW_REQUEST, values, user=user, private_metadata=view["private_metadata"])
     assert response.status_code == 200 and response.content in (b"", b"{}")
-    cards = await bot.slack.wait_for(lambda: bot.slack.posted_to(APPROVAL_CHANNEL), what="the approval card")
+    cards = await bot.slack.wait_for(
+        lambda: len(bot.slack.posted_to(APPROVAL_CHANNEL)) > cards_before and bot.slack.posted_to(APPROVAL_CHANNEL),
+        what="the approval card",
+    )
     card = cards[-1]
     # The card is on Slack a moment before the bot has read Slack's answer and saved where it is.
     request = await bot.slack.wait_for(lambda: card_saved(bot, user), what="the card's ts on the request")
