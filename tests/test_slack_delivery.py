@@ -140,34 +140,43 @@ async def test_with_no_server_running_the_cli_says_the_card_will_follow(slack_bo
 
 
 async def test_a_burst_under_slacks_rate_limits_loses_nothing(slack_bot, caplog):
+    from bot.slack import blocks
+    from tests.slack_harness import number_value, text_value
+
     bot, slack = slack_bot, slack_bot.slack
     caplog.set_level(logging.WARNING)
     # Slack's limits ten times faster than real; the bot's pacer twice as eager, so Slack answers 429s
     # with Retry-After and the bot must wait them out.
     slack.limits = RateLimits(speed=10, burst=3, per_minute=50)
     bot.service.notifier.pacer = SlackPacer(rate=20, burst=3)
-    post = await search(bot, "search US local via plivo")
-    groups = [oid for _, oid, _ in offers_in(post)]
+    groups = []
+    for text in ("search US local via plivo", "search US local via plivo"):  # each search: offers of its own
+        groups += [oid for _, oid, _ in offers_in(await search(bot, text))]
     wave = 30
-    from bot.slack import blocks
-    from tests.slack_harness import number_value, text_value
+    assert len(set(groups)) >= 2 * wave  # one offer per request: a live request holds its offer
 
-    forms = [
-        bot.submit(
-            ids.VIEW_REQUEST,
-            {ids.INPUT_JUSTIFICATION: text_value(f"burst {i}"), ids.INPUT_QUANTITY: number_value(1)},
-            user=REQUESTER,
-            private_metadata=blocks.metadata(offer=groups[i % len(groups)]),
+    async def create_at_once(start: int) -> None:
+        forms = [
+            bot.submit(
+                ids.VIEW_REQUEST,
+                {ids.INPUT_JUSTIFICATION: text_value(f"burst {i}"), ids.INPUT_QUANTITY: number_value(1)},
+                user=REQUESTER,
+                private_metadata=blocks.metadata(offer=groups[i % len(groups)]),
+            )
+            for i in range(start, start + wave)
+        ]
+        assert [a.status_code for a in await asyncio.gather(*forms)] == [200] * wave
+        await slack.wait_for(
+            lambda: len([x for x in bot.store.list_requests(requester=REQUESTER, limit=200) if x.card_ts]) == start + wave,
+            timeout=60, what=f"{start + wave} cards posted",
         )
-        for i in range(wave)
-    ]
-    assert [a.status_code for a in await asyncio.gather(*forms)] == [200] * wave
-    requests = await slack.wait_for(
-        lambda: len(r := [x for x in bot.store.list_requests(requester=REQUESTER, limit=100) if x.card_ts]) == wave and r,
-        timeout=60, what="every card posted",
-    )
+
+    await create_at_once(0)
+    await create_at_once(wave)
+    requests = bot.store.list_requests(requester=REQUESTER, limit=200)
+    assert len(requests) == 2 * wave
     clicks = [bot.click(ids.ACTION_APPROVE, str(r.id), user=APPROVER, channel=APPROVAL_CHANNEL, message_ts=r.card_ts) for r in requests]
-    assert [r.status_code for r, _ in await asyncio.gather(*clicks)] == [200] * wave
+    assert [r.status_code for r, _ in await asyncio.gather(*clicks)] == [200] * len(requests)
     for r in requests:
         await bot.state_of(r.id, {"fulfilled"}, timeout=60)
 
@@ -178,8 +187,9 @@ async def test_a_burst_under_slacks_rate_limits_loses_nothing(slack_bot, caplog)
 
     await slack.wait_for(all_final, timeout=90, what="every final card")
     # created + approved + fulfilled for each request: 3 DMs each, every one delivered.
-    await slack.wait_for(lambda: len(slack.dms(REQUESTER)) >= 3 * wave, timeout=90, what="every DM")
-    assert len(slack.posted_to(APPROVAL_CHANNEL)) == wave  # one card each, none posted twice
+    await slack.wait_for(lambda: len(slack.dms(REQUESTER)) >= 3 * len(requests), timeout=90, what="every DM")
+    assert len(slack.dms(REQUESTER)) == 3 * len(requests)  # and none twice
+    assert len(slack.posted_to(APPROVAL_CHANNEL)) == len(requests)  # one card each, none posted twice
     assert slack.limits.refused > 0  # Slack did push back
     await slack.wait_for(lambda: waiting(bot) == 0, what="the outbox empty")
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]

@@ -122,6 +122,7 @@ def create_slack_app(components: Components, settings: Settings, *, client: Asyn
         client=client,
         clock=service.clock,
         in_flight=components.in_flight,
+        pacer=getattr(service.notifier, "pacer", None),
     )
     commands.register(app, deps)
     actions.register(app, deps)
