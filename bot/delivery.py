@@ -91,12 +91,13 @@ class OutboxSender:
                 log.warning(
                     "Slack did not take %s of request %s (%s); trying again in %gs", item.what, request_id, exc, delay
                 )
-                await self.store.run(lambda s: outbox.deferred(s, item.id, item.done, str(exc), delay))
+                reason = str(exc)
+                await self.store.run(lambda s: outbox.deferred(s, item.id, item.done, reason, delay))
                 return False
             except Exception as exc:  # a bug must not lose the notification: keep it, back off
                 log.exception("delivering %s of request %s failed", item.what, request_id)
-                delay = self.backoff(item.attempts)
-                await self.store.run(lambda s: outbox.deferred(s, item.id, item.done, type(exc).__name__, delay))
+                delay, reason = self.backoff(item.attempts), type(exc).__name__
+                await self.store.run(lambda s: outbox.deferred(s, item.id, item.done, reason, delay))
                 return False
             await self.store.run(lambda s: outbox.delivered(s, item.id, item.done))
         return True
