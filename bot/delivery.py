@@ -7,6 +7,8 @@
   already sent and is tried again after a back-off (capped at ``MAX_BACKOFF``, so
   Slack's recovery is seen within that time). A permanent refusal is the
   notifier's to report; it returns and the row is done.
+* One process at a time: a request's rows are leased to the delivering process
+  (``lease_owner``), so two servers on one store never send a notice twice.
 * Latest card only: when several notifications of one request wait, only the
   last one updates the card (the card always shows the request as it is now).
 
@@ -24,6 +26,7 @@ from typing import Any, Callable
 
 from bot.domain.errors import DeliveryDeferred
 from bot.store import outbox
+from bot.store.db import drive_identity
 from bot.store.outbox import OutboxItem
 from bot.store.threaded import ThreadedStore
 
@@ -35,11 +38,15 @@ BACKOFF = (1.0, 2.0, 5.0, 10.0, 20.0)
 MAX_BACKOFF = 30.0
 CONCURRENCY = 8  # requests delivered at once; pacing per channel is the notifier's
 MAX_LOCKS = 1000
+LEASE_SECONDS = 120.0  # a delivering process on another host that died frees its requests after this long
 
 
 class OutboxSender:
-    def __init__(self, store: ThreadedStore, notifier: Any, *, clock: Callable[[], datetime]):
+    def __init__(
+        self, store: ThreadedStore, notifier: Any, *, clock: Callable[[], datetime], owner: str | None = None
+    ):
         self.store = store
+        self.owner = owner or drive_identity()
         self.notifier = notifier
         self.clock = clock
         self._locks: dict[int, asyncio.Lock] = {}
@@ -69,7 +76,13 @@ class OutboxSender:
         """Deliver the request's waiting notifications that are due; True when none is left waiting."""
         lock = self._locks.setdefault(request_id, asyncio.Lock())
         async with lock:
-            delivered = await self._deliver(request_id)
+            # Another server on this store may be delivering it: one process at a time per request.
+            if not await self.store.run(lambda s: outbox.claim(s, request_id, self.owner, LEASE_SECONDS)):
+                return False
+            try:
+                delivered = await self._deliver(request_id)
+            finally:
+                await self.store.run(lambda s: outbox.release(s, request_id, self.owner))
         if len(self._locks) > MAX_LOCKS:  # forget the locks nobody holds, so the dict stays small
             for rid in [r for r, held in self._locks.items() if not held.locked()]:
                 del self._locks[rid]

@@ -220,3 +220,48 @@ async def test_a_rate_limit_slack_keeps_answering_is_deferred_not_dropped(settin
 
 async def _same(value):
     return value
+
+
+class HeldNotifier(RecordingNotifier):
+    """Takes a notice only when the test lets it: the first sender is mid-delivery meanwhile."""
+
+    def __init__(self):
+        super().__init__()
+        import asyncio
+
+        self.entered = asyncio.Event()
+        self.go = asyncio.Event()
+
+    async def notify(self, request, what, *, actor=None, text=None):
+        self.entered.set()
+        await self.go.wait()
+        await super().notify(request, what, actor=actor, text=text)
+
+
+async def test_two_servers_on_one_store_send_a_notice_once(settings_env):
+    import asyncio
+
+    from bot.store.db import Store
+    from bot.store.threaded import ThreadedStore
+
+    settings = settings_env(NUMBERS_SANDBOX=True, NUMBERS_POLL_INTERVAL=0.01)
+    writer = make_env(settings)  # writes the notice; its own sender is not used
+    writer.svc.sender = None
+    offer = await acs_offer(writer)
+    request = await writer.svc.request(REQUESTER, offer.id, "one notice, two servers")
+    first_notes, second_notes = HeldNotifier(), RecordingNotifier()
+    stores = [ThreadedStore(Store(settings.db_path)) for _ in range(2)]  # two processes: own connections
+    first = OutboxSender(stores[0], first_notes, clock=writer.clock.now, owner="hostA:1:a")
+    second = OutboxSender(stores[1], second_notes, clock=writer.clock.now, owner="hostB:2:b")
+    try:
+        delivering = asyncio.create_task(first.deliver(request.id))
+        await first_notes.entered.wait()  # the first server is sending it now
+        assert await second.deliver(request.id) is False  # leased: the second leaves it
+        first_notes.go.set()
+        assert await delivering is True
+        assert await second.deliver(request.id) is True  # nothing left to send
+        assert first_notes.whats(request.id) == ["created"] and second_notes.whats(request.id) == []
+    finally:
+        for store in stores:
+            store.close()
+        await writer.c.aclose()

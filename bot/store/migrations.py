@@ -241,7 +241,9 @@ def outbox(db: sqlite_utils.Database) -> None:
             attempts INTEGER NOT NULL DEFAULT 0,
             next_at TEXT NOT NULL,
             last_error TEXT,
-            delivered_at TEXT
+            delivered_at TEXT,
+            lease_owner TEXT,
+            lease_until TEXT
         )"""
     )
     db.execute("CREATE INDEX outbox_pending ON outbox (request_id, id) WHERE delivered_at IS NULL")

@@ -25,7 +25,10 @@ from bot.domain.models import NumberRequest, parse_ts, ts
 if TYPE_CHECKING:
     from bot.store.db import Store
 
-__all__ = ["Notice", "OutboxItem", "enqueue", "pending_for", "due_requests", "delivered", "deferred", "backlog", "delivered_since"]
+__all__ = [
+    "Notice", "OutboxItem", "enqueue", "pending_for", "due_requests", "delivered", "deferred", "backlog",
+    "delivered_since", "claim", "release",
+]
 
 
 @dataclass(frozen=True)
@@ -130,3 +133,32 @@ def delivered_since(store: "Store", item_ids: list[int]) -> bool:
         f"SELECT COUNT(*) FROM outbox WHERE id IN ({marks}) AND delivered_at IS NULL", item_ids
     ).fetchone()
     return int(row[0]) == 0
+
+
+def claim(store: "Store", request_id: int, owner: str, seconds: float) -> bool:
+    """Lease the request's undelivered rows to ``owner`` (one delivering process at a time);
+    False when another owner's lease is still running."""
+    from bot.store.db import holder_is_dead  # db imports this module
+
+    now = store.clock()
+    with store.atomic():
+        held = store.db.execute(
+            "SELECT lease_owner FROM outbox WHERE request_id = ? AND delivered_at IS NULL AND lease_owner IS NOT NULL "
+            "AND lease_owner != ? AND lease_until > ? LIMIT 1",
+            [request_id, owner, ts(now)],
+        ).fetchone()
+        if held and not holder_is_dead(held[0]):  # a process on this host that is gone holds nothing
+            return False
+        store.db.execute(
+            "UPDATE outbox SET lease_owner = ?, lease_until = ? WHERE request_id = ? AND delivered_at IS NULL",
+            [owner, ts(now + timedelta(seconds=seconds)), request_id],
+        )
+    return True
+
+
+def release(store: "Store", request_id: int, owner: str) -> None:
+    with store.atomic():
+        store.db.execute(
+            "UPDATE outbox SET lease_owner = NULL, lease_until = NULL WHERE request_id = ? AND lease_owner = ?",
+            [request_id, owner],
+        )
