@@ -6,7 +6,9 @@ Nothing happens at import time; ``build`` does the wiring and the caller
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import logging
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable
 
@@ -14,6 +16,7 @@ import httpx
 
 from bot.config import Settings
 from bot.domain.errors import ConfigError
+from bot.delivery import OutboxSender
 from bot.providers.base import Provider
 from bot.sandbox import SandboxServices
 from bot.services import Directory, Notifier, NumbersService, StaticDirectory
@@ -103,6 +106,36 @@ def build_providers(
     return providers, None
 
 
+log = logging.getLogger(__name__)
+
+LISTENER_GRACE = 20.0  # seconds stop waits for listeners' post-ack work before closing the store
+
+
+class InFlight:
+    """Work that runs after Slack was answered (Bolt runs it in a task nobody holds): tracked,
+    so stopping waits for it (bounded) before the store and the provider clients close."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[object]] = set()
+
+    def track(self, task: asyncio.Task[object] | None) -> None:
+        if task is not None and task not in self._tasks:
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    async def wait(self, timeout: float) -> None:
+        current = asyncio.current_task()
+        tasks = [t for t in self._tasks if t is not current]
+        if not tasks:
+            return
+        _, late = await asyncio.wait(tasks, timeout=timeout)
+        if late:
+            log.warning("stopping with %d listener task(s) still at work after %gs", len(late), timeout)
+
+
 @dataclass
 class Components:
     settings: Settings
@@ -111,8 +144,13 @@ class Components:
     service: NumbersService
     worker: Worker
     sandbox: SandboxServices | None = None
+    in_flight: InFlight = field(default_factory=InFlight)
+    listener_grace: float = LISTENER_GRACE
 
     async def aclose(self) -> None:
+        # Listeners first (what they record may give the worker and the outbox more to do), then the
+        # worker, which flushes the outbox; only then do the clients and the store close.
+        await self.in_flight.wait(self.listener_grace)
         await self.worker.stop()
         for provider in self.providers.values():
             await provider.aclose()
@@ -130,7 +168,10 @@ def build(
     providers: dict[str, Provider] | None = None,
     store: Store | None = None,
     provider_options: dict[str, Any] | None = None,
+    deliver: bool = True,
 ) -> Components:
+    """``deliver``: this process sends the outbox through ``notifier`` (the server, tests);
+    the CLI passes False: it writes to the outbox and the running server delivers."""
     # A store that cannot be used stops here with one line naming NUMBERS_DB, not a traceback
     # (before the sandbox puts its own file beside it).
     store = store or open_store(settings.db_path, clock=clock, busy_timeout=settings.db_busy_timeout)
@@ -150,5 +191,7 @@ def build(
         remind_after=settings.remind_after,
         clock=clock,
     )
+    if deliver:
+        service.sender = OutboxSender(service.store, service.notifier, clock=clock)
     worker = Worker(service, poll_interval=settings.poll_interval, lease_seconds=settings.lease_seconds)
     return Components(settings, store, providers, service, worker, sandbox)

@@ -16,6 +16,7 @@ import os
 import re
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -132,10 +133,48 @@ def caller(args: argparse.Namespace) -> str:
     return args.as_user or os.environ.get("USER") or getpass.getuser()
 
 
+SLACK_USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
+DELIVERY_WAIT = 5.0  # seconds the CLI waits for the running server to show its change in Slack
+NOT_DELIVERED = "the card will be updated by the running bot"
+
+
+def slack_configured(settings: Settings) -> bool:
+    return settings.slack_bot_token is not None
+
+
+async def check_identity(args: argparse.Namespace, settings: Settings) -> None:
+    """With Slack configured, ``--as`` is who acts: a Slack user id that ``users.info`` knows,
+    so the card, the DMs and the audit log name a real person."""
+    from slack_sdk.errors import SlackApiError
+
+    from bot.slack.app import slack_client
+
+    user = args.as_user
+    if not user or not SLACK_USER_ID.fullmatch(user):
+        raise UsageError(
+            "With Slack configured, say who you are with --as and your Slack member id (U… or W…; "
+            f"in Slack: your profile → ⋮ → Copy member ID){'' if not user else f', not {user!r}'}."
+        )
+    client = slack_client(settings)
+    try:
+        answer = await client.users_info(user=user)
+    except SlackApiError as exc:
+        error = (exc.response.get("error") if exc.response is not None else None) or "error"
+        if error in ("user_not_found", "user_not_visible"):
+            raise UsageError(f"{user} is not a user of this Slack workspace; check the member id.") from None
+        raise NumbersError(f"Could not check --as {user} with Slack ({error}); try again.") from None
+    except Exception as exc:
+        raise NumbersError(f"Could not reach Slack to check --as {user} ({type(exc).__name__}); try again.") from None
+    if (answer.get("user") or {}).get("deleted"):
+        raise UsageError(f"{user} is a deactivated Slack user.")
+
+
 async def with_components(settings: Settings, fn, *, announce_sandbox: bool = True):
     from bot.app import build
 
-    components = build(settings, notifier=TerminalNotifier())
+    # With Slack configured the running server delivers what changes write to the outbox;
+    # without it, this process shows it on the terminal and nothing is left waiting.
+    components = build(settings, notifier=TerminalNotifier(), deliver=not slack_configured(settings))
     if components.sandbox is not None and announce_sandbox:
         # The terminal keeps the sandbox as its default for trying things out; it never does so silently.
         err(f"numbers-bot: {SANDBOX_NOTICE.lower()} — simulated providers (set provider credentials to use real ones)")
@@ -156,6 +195,24 @@ def search_text(result, empty: str) -> str:
 
 def search_exit(result) -> int:
     return 1 if result.every_provider_failed else 0
+
+
+async def await_delivery(c: Any, request_id: int, wait: float | None = None) -> bool:
+    """Wait (a few seconds) for the running server to deliver the request's notifications;
+    when it has not, say the card will follow. True when delivered."""
+    from bot.store import outbox
+
+    if not slack_configured(c.settings):
+        return True
+    deadline = time.monotonic() + (DELIVERY_WAIT if wait is None else wait)
+    while True:
+        waiting = await c.service.store.run(lambda s: outbox.pending_for(s, request_id))
+        if not waiting:
+            return True
+        if time.monotonic() >= deadline:
+            err(f"request #{request_id}: {NOT_DELIVERED}")
+            return False
+        await asyncio.sleep(0.1)
 
 
 async def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
@@ -201,6 +258,7 @@ async def cmd_request(args: argparse.Namespace, settings: Settings) -> int:
         request = await c.service.request(
             caller(args), args.offer_id, args.reason, quantity=args.quantity, email=args.email
         )
+        await await_delivery(c, request.id)
         emit(args, request.to_json(), request_text(request))
         return 0
 
@@ -238,6 +296,7 @@ async def cmd_approve(args: argparse.Namespace, settings: Settings) -> int:
                 err(NO_WAIT_NOTE.format(id=request_id))
             else:
                 err(f"approval {result.approvals} of {result.required} counted; waiting for more approvers")
+        await await_delivery(c, request_id)
         request = await c.service.get(request_id)
         emit(args, request.to_json(), request_text(request))
         return 0 if request.state not in (State.FAILED, State.NEEDS_ATTENTION) else 1
@@ -251,6 +310,7 @@ async def cmd_deny(args: argparse.Namespace, settings: Settings) -> int:
 
     async def run(c):
         request = await c.service.deny(request_id, caller(args), args.reason)
+        await await_delivery(c, request.id)
         emit(args, request.to_json(), request_text(request))
         return 0
 
@@ -262,6 +322,7 @@ async def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
 
     async def run(c):
         request = await c.service.cancel(request_id, caller(args))
+        await await_delivery(c, request.id)
         emit(args, request.to_json(), request_text(request))
         return 0
 
@@ -372,6 +433,7 @@ async def cmd_release(args: argparse.Namespace, settings: Settings) -> int:
 
     async def run(c):
         request = await c.service.request_release(caller(args), " ".join(args.number), args.reason)
+        await await_delivery(c, request.id)
         emit(args, request.to_json(), request_text(request))
         return 0
 
@@ -589,6 +651,12 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+# Verbs that act as ``--as`` (the demo has its own made-up users; serve, doctor, sandbox act as nobody).
+ACTING_VERBS = frozenset(
+    {"search", "assign", "request", "approve", "deny", "cancel", "show", "mine", "pending", "audit", "inventory", "release", "costs"}
+)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     configure_logging(os.environ.get("LOG_LEVEL") or ("INFO" if args.verb == "serve" else "WARNING"))
@@ -596,6 +664,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings()
         configure_logging(os.environ.get("LOG_LEVEL") or ("INFO" if args.verb == "serve" else "WARNING"),
                           settings.secrets())
+        if args.verb in ACTING_VERBS and slack_configured(settings):
+            asyncio.run(check_identity(args, settings))
         result = args.run(args, settings)
         if asyncio.iscoroutine(result):
             result = asyncio.run(result)

@@ -28,8 +28,10 @@ async def run_checks(settings: Settings) -> list[Check]:
     checks: list[Check] = []
     checks.append(_settings_check(settings))
     checks.append(await _slack_check(settings))
+    checks.extend(await slack_access_checks(settings))
     checks.extend(await _provider_checks(settings))
     checks.append(_store_check(settings))
+    checks.append(outbox_check(settings))
     return checks
 
 
@@ -136,3 +138,78 @@ def _store_check(settings: Settings) -> Check:
 
 def _first_line(exc: Exception) -> str:
     return (str(exc).strip().splitlines() or [""])[0][:200]
+
+
+OUTBOX_STALE = 300.0  # seconds: an older undelivered notification means no server delivers, or Slack refuses
+
+
+async def slack_access_checks(settings: Settings) -> list[Check]:
+    """The token has every scope of manifest.yml (``x-oauth-scopes`` of ``auth.test``), and the
+    bot is a member of ``NUMBERS_APPROVAL_CHANNEL`` (``conversations.info``)."""
+    if not settings.slack_bot_token:
+        return []
+    from slack_sdk.errors import SlackApiError
+
+    from bot.slack.app import slack_client
+    from bot.slack.channel_trouble import fix_for
+    from bot.slack.ids import BOT_SCOPES
+
+    client = slack_client(settings)
+    checks = []
+    try:
+        answer = await client.auth_test()
+        headers = {k.lower(): v for k, v in (answer.headers or {}).items()}
+        raw = headers.get("x-oauth-scopes") or ""
+        raw = raw[0] if isinstance(raw, list) else raw
+        granted = {x.strip() for x in str(raw).split(",") if x.strip()}
+        missing = [scope for scope in BOT_SCOPES if scope not in granted]
+        if missing:
+            checks.append(Check("slack scopes", False, f"the token lacks {', '.join(missing)}: add them (manifest.yml) and reinstall the app"))
+        else:
+            checks.append(Check("slack scopes", True, f"the token has all {len(BOT_SCOPES)} scopes of the manifest"))
+    except Exception:
+        pass  # the "slack" check above already says why auth.test failed
+    channel = settings.approval_channel
+    if channel:
+        try:
+            info = (await client.conversations_info(channel=channel)).get("channel") or {}
+            if info.get("is_archived"):
+                checks.append(Check("approval channel", False, fix_for("is_archived", channel)))
+            elif not info.get("is_member"):
+                checks.append(Check("approval channel", False, f"the bot is not a member of {channel}: {fix_for('not_in_channel', channel)}"))
+            else:
+                checks.append(Check("approval channel", True, f"the bot is a member of {channel}"))
+        except SlackApiError as exc:
+            error = exc.response.get("error", "an error") if exc.response is not None else "an error"
+            checks.append(Check("approval channel", False, f"conversations.info said {error}: {fix_for(error, channel)}"))
+        except Exception as exc:
+            checks.append(Check("approval channel", False, f"conversations.info could not be reached ({type(exc).__name__})"))
+    return checks
+
+
+def outbox_check(settings: Settings) -> Check:
+    """Notifications not yet delivered to Slack, and how old the oldest is."""
+    from datetime import datetime, timezone
+
+    from bot.store import outbox
+    from bot.store.db import Store
+
+    from bot.store.postgres import shown
+
+    try:
+        store = Store(settings.db_path, busy_timeout=settings.db_busy_timeout)
+    except Exception as exc:  # the store check says what is wrong with it; here only that it could not be read
+        return Check("outbox", False, f"{shown(settings.db_path)}: could not be read ({type(exc).__name__})")
+    try:
+        count, oldest, error = outbox.backlog(store)
+    finally:
+        store.close()
+    if count == 0:
+        return Check("outbox", True, "every notification is delivered to Slack")
+    age = (datetime.now(timezone.utc) - oldest).total_seconds() if oldest else 0.0
+    detail = f"{count} notification(s) waiting for Slack, the oldest {age:.0f}s old"
+    if error:
+        detail += f" (last error: {error})"
+    if age > OUTBOX_STALE:
+        return Check("outbox", False, detail + "; is `numbers-bot serve` running and can it reach Slack?")
+    return Check("outbox", True, detail)

@@ -49,6 +49,8 @@ def lifespan_worker(components: Components) -> tuple[Callable[[], Any], Callable
         task = asyncio.create_task(components.worker.run(), name="numbers-bot worker")
 
     async def stop() -> None:
+        # Listeners' post-ack work first: what it records still reaches the store and the outbox.
+        await components.in_flight.wait(components.listener_grace)
         await components.worker.stop()
         if task is not None:
             try:

@@ -18,7 +18,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, Callable, Iterator, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol
 
 import phonenumbers
 
@@ -43,6 +43,10 @@ from bot.domain.policy import Policy
 from bot.domain.states import DESCRIBED, State
 from bot.providers.base import Provider, Requester, SearchQuery, abandon_hold, extend_hold, extends_holds
 from bot.store.db import Store
+from bot.store.outbox import Notice
+
+if TYPE_CHECKING:
+    from bot.delivery import OutboxSender
 from bot.store.threaded import ThreadedStore
 
 log = logging.getLogger(__name__)
@@ -191,6 +195,9 @@ def sort_key(offer: Offer) -> tuple[int, Decimal, str]:
     return (1 if unit is None else 0, unit if unit is not None else Decimal(0), offer.provider)
 
 
+INLINE_DELIVERY_WAIT = 3.0  # seconds a state change waits for its notifications to reach Slack
+
+
 class HoldKeeping:
     """Provider holds made at request time (Telnyx reservations) follow the request.
 
@@ -237,6 +244,7 @@ class HoldKeeping:
                 expect_state=State.PENDING,
                 changes={"hold_expires_at": until},
                 event=(WORKER_ACTOR, "hold_extended", f"{request.provider} hold extended to {until.isoformat()}", {}),
+                notify=Notice("hold_extended"),
             )
             if moved is not None:
                 extended.append(moved)
@@ -277,6 +285,8 @@ class NumbersService(HoldKeeping):
         self.remind_after = remind_after
         self.clock = clock or store.clock
         self._kick: Callable[[], None] | None = None
+        # The outbox sender when this process delivers (``bot.app.build(deliver=True)``).
+        self.sender: OutboxSender | None = None
 
     # --- plumbing ---------------------------------------------------------
 
@@ -289,9 +299,17 @@ class NumbersService(HoldKeeping):
             self._kick()
 
     async def tell(self, request: NumberRequest, what: str, *, actor: str | None = None, text: str | None = None) -> None:
-        """Notify, never letting a notification failure undo or hide the state change."""
+        """After a commit that wrote its notice to the outbox: deliver the request's waiting
+        notices now when this process delivers (the server); otherwise (the CLI) show it
+        here and leave the outbox to the running server. Never raises: a notification
+        must not undo or hide the state change, and the outbox keeps what is not sent."""
         try:
-            await self.notifier.notify(request, what, actor=actor, text=text)
+            if self.sender is not None:
+                # Usually done in a moment; when Slack's pacing holds it longer, the caller (a
+                # listener, a drive) goes on and the sender finishes it.
+                await asyncio.wait({self.sender.deliver_soon(request.id)}, timeout=INLINE_DELIVERY_WAIT)
+            else:
+                await self.notifier.notify(request, what, actor=actor, text=text)
         except Exception:
             log.exception("could not notify about request %s (%s)", request.id, what)
 
@@ -436,6 +454,7 @@ class NumbersService(HoldKeeping):
             actor=user,
             message=f"requested {quantity} {offer.provider} number(s) from offer {offer.id}",
             data={"offer": offer.id, "quantity": quantity, "justification": justification},
+            notify=Notice("created", user),
         )
         request = await self._maybe_auto_approve(request)
         await self.tell(request, "created", actor=user)
@@ -548,6 +567,7 @@ class NumbersService(HoldKeeping):
                 expect_state=State.PENDING,
                 changes={"approvals": outcome.approvals},
                 event=(user, "approval", f"approval {len(outcome.approvals)} of {required}", {}),
+                notify=Notice("approval", user),
             )
             if moved is None:
                 return await self._lost_race(request.id, user)
@@ -563,6 +583,7 @@ class NumbersService(HoldKeeping):
                 message=f"approved ({len(outcome.approvals)} of {required})",
                 changes={"approvals": outcome.approvals, "decided_by": user, "decided_at": self.clock()},
                 also=self._budget_guard(request),
+                notify=Notice("approved", user),
             )
         except NotAllowed as exc:  # over budget, counted with every approval committed before this one
             await self._refused(request.id, user, "approve", exc)
@@ -603,6 +624,7 @@ class NumbersService(HoldKeeping):
             message=f"denied: {reason.strip()}",
             data={"reason": reason.strip()},
             changes={"decided_by": user, "decided_at": self.clock(), "outcome": reason.strip()},
+            notify=Notice("denied", user, reason.strip()),
         )
         if moved is None:
             current = await self.get(request.id)
@@ -634,7 +656,13 @@ class NumbersService(HoldKeeping):
             await self._refused(request.id, user, "cancel", exc)
             raise
         moved = await self.store.transition(
-            request.id, State.PENDING, State.CANCELLED, actor=user, kind="cancelled", message="cancelled by the requester"
+            request.id,
+            State.PENDING,
+            State.CANCELLED,
+            actor=user,
+            kind="cancelled",
+            message="cancelled by the requester",
+            notify=Notice("cancelled", user),
         )
         if moved is None:
             raise Conflict(f"Request #{request.id} is already {(await self.get(request.id)).state.value}.")
@@ -791,6 +819,7 @@ class NumbersService(HoldKeeping):
             actor=user,
             message=f"requested the release of {wanted} ({held.provider})",
             data={"number": wanted, "justification": reason},
+            notify=Notice("created", user),
         )
         await self.tell(request, "created", actor=user)
         return request
@@ -815,6 +844,7 @@ class NumbersService(HoldKeeping):
             actor=WORKER_ACTOR,
             kind="expired",
             message="expired: no decision within NUMBERS_REQUEST_TTL",
+            notify=Notice("expired"),
         )
 
     async def remind_due(self) -> list[NumberRequest]:
@@ -828,6 +858,7 @@ class NumbersService(HoldKeeping):
                 expect_state=State.PENDING,
                 changes={"reminded_at": self.clock()},
                 event=(WORKER_ACTOR, "reminded", "approvers reminded", {}),
+                notify=Notice("reminder"),
             )
             if moved is not None:
                 reminded.append(moved)

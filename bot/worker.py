@@ -53,6 +53,7 @@ from bot.providers.base import (
 )
 from bot.services import WORKER_ACTOR, NumbersService, new_offer_id
 from bot.store.db import drive_identity, process_identity
+from bot.store.outbox import Notice
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,9 @@ HOLD_GONE = datetime(1970, 1, 1, tzinfo=timezone.utc)  # "the hold is gone", wha
 MAX_SUBMITS = 3  # a provider that says "not received" after an unknown outcome may be asked again, boundedly
 MAX_POLL_FAILURES = 30  # consecutive unreadable polls before a person must look
 MAX_REFUSED = 6  # a spending call refused before acting (429, no connection) is sent again up to this often
+
+
+FLUSH_GRACE = 3.0  # seconds stop spends sending what the outbox holds before the store closes
 
 
 class Worker:
@@ -98,6 +102,7 @@ class Worker:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._due: dict[int, tuple[datetime, float]] = {}  # op id → (stored next_poll_at, monotonic due)
         self._stopping = False
+        self._outbox_pass: asyncio.Task[Any] | None = None
         service.on_work(self.kick)
 
     def kick(self) -> None:
@@ -131,12 +136,32 @@ class Worker:
         after a restart by asking the provider, never by sending again."""
         self._stopping = True
         self.kick()
+        if self._outbox_pass is not None:
+            # A background pass may be waiting out Slack's pacing for minutes: its rows are kept
+            # in the store, so it stops now and the bounded flush below sends what it can.
+            self._outbox_pass.cancel()
+        if self.service.sender is not None:
+            await self.service.sender.cancel()
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=self.stop_grace)
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.flush_outbox(min(self.stop_grace, FLUSH_GRACE))
+
+    async def flush_outbox(self, timeout: float) -> None:
+        """Send what the outbox holds that is due, for at most ``timeout`` seconds (on stop,
+        before the store and clients close); what is left waits for the next start."""
+        sender = self.service.sender
+        if sender is None:
+            return
+        try:
+            await asyncio.wait_for(sender.run_once(), timeout=timeout)
+        except asyncio.TimeoutError:
+            log.warning("stopped with notifications still waiting for Slack; they go at the next start")
+        except Exception as exc:  # the store going away must not stop the shutdown: the rows stay for the next start
+            log.warning("could not flush the outbox on stop (%s); what waits goes at the next start", type(exc).__name__)
 
     async def run_once(self) -> float:
         """One pass; returns how long to sleep before the next."""
@@ -162,6 +187,10 @@ class Worker:
                 wait = min(wait, due)
         for gone in set(self._due) - open_ids:
             del self._due[gone]
+        sender = self.service.sender
+        if sender is not None and ("outbox", 0) not in self._busy:
+            # Notices written by another process (the CLI) or waiting out a Slack failure.
+            self._outbox_pass = self._spawn(("outbox", 0), sender.run_once())
         return wait
 
     def _seconds_until(self, op: Operation) -> float:
@@ -180,7 +209,7 @@ class Worker:
         self._due[op_id] = (at, self.monotonic() + delay)
         return at
 
-    def _spawn(self, key: tuple[str, int], coro: Any) -> None:
+    def _spawn(self, key: tuple[str, int], coro: Any) -> asyncio.Task[Any]:
         self._busy.add(key)
         task = asyncio.create_task(coro)
         self._tasks.add(task)
@@ -193,6 +222,7 @@ class Worker:
             self.kick()
 
         task.add_done_callback(done)
+        return task
 
     async def drain(self, request_id: int, timeout: float = 300.0) -> NumberRequest:
         """Carry one request to a state the worker cannot move further (the CLI's ``approve``)."""
@@ -203,6 +233,8 @@ class Worker:
                 # Let notifications of the last step finish.
                 if self._tasks:
                     await asyncio.gather(*list(self._tasks), return_exceptions=True)
+                if self.service.sender is not None:
+                    await self.service.sender.deliver(request_id)
                 return await self.service.get(request_id)
             if asyncio.get_running_loop().time() > deadline:
                 return request
@@ -252,6 +284,7 @@ class Worker:
                 "lease_owner": token,
                 "lease_until": self.clock() + timedelta(seconds=self.lease_seconds),
             },
+            notify=Notice("fulfilling"),
         )
         if moved is None:
             return  # another process started it
@@ -293,6 +326,7 @@ class Worker:
                 kind="failed",
                 message=f"{gone.lower()} and the search again failed: {exc}",
                 changes={"outcome": f"{gone} and searching again failed: {exc}"},
+                notify=Notice("failed", text=str(exc)),
             )
             if moved:
                 await svc.tell(moved, "failed", text=str(exc))
@@ -339,6 +373,7 @@ class Worker:
                     "outcome": note,
                 },
                 event=(WORKER_ACTOR, "rehold", note, {"old": request.numbers, "new": new.numbers, "offer": new.id}),
+                notify=Notice("numbers_changed", text=note) if changed else None,
             )
             if moved is not None and changed:
                 await svc.tell(moved, "numbers_changed", text=note)
@@ -375,6 +410,7 @@ class Worker:
             kind="reapproval",
             message=reason,
             changes=changes,
+            notify=Notice("reapproval", text=reason),
         )
         if moved is not None:
             await svc.tell(moved, "reapproval", text=reason)
@@ -653,6 +689,7 @@ class Worker:
                 changes={"outcome": text, **(changes or {})},
                 finish_operation=op.id,
                 also=also,
+                notify=Notice(state.value, text=text),
             )
         )
         if moved is not None:

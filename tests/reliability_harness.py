@@ -335,8 +335,10 @@ class ServedBot:
         if self.process is not None:
             self.process.stop()
 
-    def cli(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess:
-        """``numbers-bot <args>`` against the same store and providers (another process)."""
-        return subprocess.run(
-            [*CLI, *args], env=self.env, capture_output=True, text=True, timeout=timeout, cwd=str(self.tmp)
+    async def cli(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess:
+        """``numbers-bot <args>`` against the same store and providers (another process). Run off the
+        event loop: the CLI calls the recording Slack (``users.info`` for ``--as``), served by this loop."""
+        return await asyncio.to_thread(
+            subprocess.run,
+            [*CLI, *args], env=self.env, capture_output=True, text=True, timeout=timeout, cwd=str(self.tmp),
         )

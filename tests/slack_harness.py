@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import math
 import time
 import urllib.parse
 from dataclasses import dataclass, field
@@ -78,6 +79,43 @@ class Call:
         return json.loads(raw) if isinstance(raw, str) else (raw or {})
 
 
+# The bot scopes of manifest.yml (tests/test_slack_manifest.py checks they agree).
+BOT_SCOPES = {
+    "commands", "chat:write", "im:write", "users:read", "users:read.email", "usergroups:read", "files:write",
+    "channels:read", "groups:read",
+}
+
+
+class RateLimits:
+    """Slack's limits, scaled by ``speed`` so a test of minutes runs in seconds: ``chat.postMessage``
+    about one per second per channel with a short burst; ``chat.update`` (Tier 3) ``per_minute`` calls a
+    minute. A call over the limit gets HTTP 429 with ``Retry-After``, as from Slack."""
+
+    def __init__(self, *, speed: float = 1.0, burst: int = 3, per_minute: int = 50):
+        self.speed = speed
+        self.burst = burst
+        self.per_minute = per_minute
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self.refused = 0
+
+    def take(self, method: str, channel: str) -> float:
+        if method == "chat.postMessage":
+            key, rate, size = f"post:{channel}", 1.0 * self.speed, float(self.burst)
+        elif method == "chat.update":
+            key, rate, size = "update", self.per_minute / 60.0 * self.speed, self.per_minute / 10.0
+        else:
+            return 0.0
+        now = time.monotonic()
+        tokens, at = self._buckets.get(key, (size, now))
+        tokens = min(size, tokens + (now - at) * rate)
+        if tokens >= 1:
+            self._buckets[key] = (tokens - 1, now)
+            return 0.0
+        self._buckets[key] = (tokens, now)
+        self.refused += 1
+        return (1 - tokens) / rate
+
+
 @dataclass
 class Fault:
     method: str
@@ -116,6 +154,11 @@ class RecordingSlack:
         self.app_token = APP_TOKEN
         self.sockets: list[web.WebSocketResponse] = []  # Socket Mode connections from the bot
         self.socket_replies: dict[str, dict[str, Any]] = {}  # envelope_id → what the bot acked with
+        self.scopes: set[str] = set(BOT_SCOPES)  # what auth.test's x-oauth-scopes header says the token has
+        self.left: dict[str, str] = {}  # channel → the error posting there gives (the bot was removed, …)
+        self.down_until = 0.0  # monotonic time until which every method answers 503 (an outage)
+        self.limits: RateLimits | None = None  # Slack's rate limits, when the test wants them enforced
+        self.block_text_max = 12000  # msg_blocks_too_long above this many characters of block text
 
     # --- lifecycle ---------------------------------------------------------------
 
@@ -219,7 +262,28 @@ class RecordingSlack:
         self._changed.set()
         return web.json_response(answer, status=status, headers=extra)
 
+    def outage(self, seconds: float) -> None:
+        """Every method answers HTTP 503 for the next ``seconds``."""
+        self.down_until = time.monotonic() + seconds
+
+    def remove_bot_from(self, channel: str, error: str = "not_in_channel") -> None:
+        self.left[channel] = error
+
     def _answer(self, method: str, params: dict[str, Any], headers: dict[str, str]) -> tuple[int, dict[str, Any], dict[str, str]]:
+        if time.monotonic() < self.down_until:
+            return 503, {"ok": False, "error": "service_unavailable"}, {}
+        if self.limits is not None:
+            wait = self.limits.take(method, str(params.get("channel", "")))
+            if wait > 0:
+                return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(max(1, math.ceil(wait)))}
+        if method in ("chat.postMessage", "chat.update") and params.get("channel") in self.left:
+            return 200, {"ok": False, "error": self.left[params["channel"]]}, {}
+        if method in ("chat.postMessage", "chat.update"):
+            raw = params.get("blocks") or []
+            if isinstance(raw, str):
+                raw = json.loads(raw)
+            if len(as_text(raw)) > self.block_text_max:
+                return 200, {"ok": False, "error": "msg_blocks_too_long"}, {}
         for fault in self.faults:
             if fault.method == method and fault.times != 0:
                 fault.times -= 1
@@ -233,6 +297,8 @@ class RecordingSlack:
         handler = getattr(self, "_m_" + method.replace(".", "_"), None)
         if handler is None:
             return 200, {"ok": False, "error": "unknown_method"}, {}
+        if method == "auth.test":  # Slack names the token's scopes in a header of every answer
+            return 200, handler(params), {"x-oauth-scopes": ",".join(sorted(self.scopes))}
         return 200, handler(params), {}
 
     def _m_auth_test(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -338,6 +404,13 @@ class RecordingSlack:
         if group not in self.groups:
             return {"ok": False, "error": "no_such_subteam"}
         return {"ok": True, "users": list(self.groups[group])}
+
+    def _m_conversations_info(self, p: dict[str, Any]) -> dict[str, Any]:
+        channel = str(p.get("channel", ""))
+        if self.left.get(channel) == "channel_not_found" or not channel.startswith(("C", "G")):
+            return {"ok": False, "error": "channel_not_found"}
+        archived = self.left.get(channel) == "is_archived"
+        return {"ok": True, "channel": {"id": channel, "name": channel.lower(), "is_member": channel not in self.left, "is_archived": archived}}
 
     def _m_conversations_open(self, p: dict[str, Any]) -> dict[str, Any]:
         users = str(p.get("users", ""))

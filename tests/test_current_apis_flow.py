@@ -43,8 +43,9 @@ async def test_an_offer_needing_the_agreement_says_so_and_approving_sends_it_and
     blocks = [b.to_dict() for b in card.blocks]
     assert NOT_RESELL_LINE in json.dumps(blocks, ensure_ascii=False)
     approve = decision_buttons(request).to_dict()["elements"][0]
-    assert approve["confirm"]["text"]["text"].startswith(
+    assert (
         f"Approving request #{request.id} agrees, for the organisation, not to resell these numbers."
+        in approve["confirm"]["text"]["text"]
     )
 
     await bot.svc.approve(request.id, APPROVER)
@@ -56,11 +57,13 @@ async def test_an_offer_needing_the_agreement_says_so_and_approving_sends_it_and
     assert data == {"agreed_to_not_resell": True, "agreed_by": [APPROVER, APPROVER2]}
 
 
-async def test_an_offer_not_needing_it_never_sends_true_and_has_no_confirm(bot):
+async def test_an_offer_not_needing_it_never_sends_true_and_asks_no_agreement(bot):
     offer = await acs_offer(bot, "CA", "877")
     assert "agree_to_not_resell" not in offer.ref and NOT_RESELL_LINE not in offer_text(offer)
     request = await bot.svc.request(REQUESTER, offer.id, "Support line")
-    assert "confirm" not in decision_buttons(request).to_dict()["elements"][0]
+    # Approve still confirms the spending (every paid request does), but asks for no agreement.
+    confirm = decision_buttons(request).to_dict()["elements"][0]["confirm"]
+    assert "resell" not in confirm["text"]["text"] and confirm["text"]["text"].startswith("Buy ")
     await bot.svc.approve(request.id, APPROVER)
     done = await bot.settle(request.id)
     assert done.state == State.FULFILLED

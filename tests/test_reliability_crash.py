@@ -75,9 +75,10 @@ async def test_a1_approved_while_the_server_is_down_is_bought_once_on_start(worl
     bot.kill()
     # The pending request survived the kill; another process approves it without buying (--no-wait).
     assert bot.store.get_request(request.id).state.value == "pending"
-    approved = bot.cli("approve", str(request.id), "--as", APPROVER, "--no-wait", "--json")
+    approved = await bot.cli("approve", str(request.id), "--as", APPROVER, "--no-wait", "--json")
     assert approved.returncode == 0, approved.stderr
     assert json.loads(approved.stdout)["state"] == "approved"
+    assert "the card will be updated by the running bot" in approved.stderr  # no server to send it yet
     assert bot.store.get_operation(request.id) is None
     assert await world.sandbox.count("acs", "POST", ACS_PURCHASE) == 0
 

@@ -133,10 +133,11 @@ def test_never_more_than_50_blocks_and_a_note_when_offers_are_left_out(settings,
     result = SearchResult(SearchQuery("US", "tollfree"), offers, problems=["plivo said (500): down"], providers=["acs", "plivo"])
     payload = blocks.offers_message(result, settings, now=NOW).payload()
     assert len(payload["blocks"]) <= MAX_MESSAGE_BLOCKS
+    assert len(as_text(payload["blocks"])) <= blocks.BLOCK_TEXT_BUDGET  # Slack refuses ~12k (msg_blocks_too_long)
     shown = [b for b in payload["blocks"] if (b.get("accessory") or {}).get("action_id") == ids.ACTION_REQUEST]
     if count > len(shown):
         assert f"{count - len(shown)} more offer" in as_text(payload["blocks"][-2:])  # then the sandbox notice
-        assert "Narrow the search" in as_text(payload["blocks"][-2:])
+        assert "narrow the search with an area code" in as_text(payload["blocks"][-2:])
     else:
         assert len(shown) == count
         assert "more offer" not in as_text(payload["blocks"])
@@ -205,8 +206,11 @@ def test_card_cost_setup_and_hold(settings):
     r = request(unit_setup_cost=Decimal("1.00"))
     text = rendered(card_message(r, settings, offer=acs_offer(), now=NOW))
     assert "*Cost*\n$2.00/month each\n*$4.00/month* in total\nsetup $2.00 once" in text
-    assert "*Hold*\nheld 14 min more (until 15:41 UTC)" in text
+    ends = int(r.hold_expires_at.timestamp())
+    assert f"*Hold*\nheld until <!date^{ends}^{{date_short_pretty}} {{time}}|{r.hold_expires_at:%Y-%m-%d} 15:41 UTC> (14 min more)" in text
     assert "*Provider*\nACS toll-free" in text
+    gone = rendered(card_message(r, settings, offer=acs_offer(), now=r.hold_expires_at + timedelta(minutes=1)))
+    assert f"*Hold*\nexpired <!date^{ends}^" in gone
 
 
 def test_justification_is_escaped_and_fits_the_section(settings):
@@ -318,3 +322,25 @@ def test_every_button_rendered_anywhere_is_a_registered_action(settings):
     ]
     used = set().union(*(blocks.action_ids(b) for b in rendered_blocks))
     assert used == set(ids.ACTIONS)
+
+
+def test_48_offers_of_10_numbers_stay_within_the_text_budget(settings):
+    """23.8k characters before the budget: Slack would refuse it (msg_blocks_too_long)."""
+    ten = tuple(f"+1833227{n:04d}" for n in range(10))
+    offers = [acs_offer(i, numbers=ten) for i in range(48)]
+    payload = blocks.offers_message(SearchResult(SearchQuery("US", "tollfree"), offers, providers=["acs"]), settings, now=NOW).payload()
+    text = as_text(payload["blocks"])
+    shown = [b for b in payload["blocks"] if (b.get("accessory") or {}).get("action_id") == ids.ACTION_REQUEST]
+    assert len(text) <= blocks.BLOCK_TEXT_BUDGET < 12000
+    assert 0 < len(shown) < 48 and f"{48 - len(shown)} more offers — narrow the search with an area code" in text
+
+
+def test_final_card_names_every_approver_and_times_read_in_each_readers_zone(settings):
+    done = request(State.FULFILLED, approvals=["UAPPROVER1", "UAPPROVER2"], decided_by="UAPPROVER2", decided_at=NOW)
+    text = rendered(card_message(done, settings, now=NOW))
+    assert "Approved by <@UAPPROVER1>, <@UAPPROVER2>" in text
+    moving = rendered(card_message(replace(done, state=State.FULFILLING), settings, now=NOW))
+    assert "*Approved by <@UAPPROVER1>, <@UAPPROVER2>*" in moving
+    pending = rendered(card_message(request(), settings, now=NOW))
+    expires = int((NOW + timedelta(hours=24)).timestamp())
+    assert f"Expires undecided <!date^{expires}^{{date_short_pretty}} {{time}}|2026-11-26 15:27 UTC>" in pending

@@ -35,7 +35,6 @@ async def search(bot, text="search US tollfree 833 x2", user=REQUESTER):
 
 async def request_offer(bot, provider="ACS", justification="Support line for the spring campaign", user=REQUESTER, quantity=None, text="search US tollfree 833 x2"):
     """Search, click Request on the first offer of ``provider``, submit the form; return (request, card ts)."""
-    cards_before = len(bot.slack.posted_to(APPROVAL_CHANNEL))  # a test may have posted cards already
     post = await search(bot, text, user=user)
     offer_id = next(oid for name, oid, _ in offers_in(post) if name == provider)
     # Forms and cards from earlier requests are already there: wait for this one's own.

@@ -11,11 +11,10 @@ import yaml
 
 from bot.server import EVENTS_PATH
 from bot.slack import ids
-from tests.slack_harness import JSON, REQUESTER, app_home_opened, slack_bot, view_submission  # noqa: F401
+from tests.slack_harness import BOT_SCOPES, JSON, REQUESTER, app_home_opened, slack_bot, view_submission  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = Path(__file__).resolve().parents[2] / "shared/reference/slack/manifest.schema.1.0.0.json"
-BOT_SCOPES = {"commands", "chat:write", "im:write", "users:read", "users:read.email", "usergroups:read", "files:write"}
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +50,9 @@ def test_manifest_commands_and_events_are_exactly_the_ones_handled(manifest):
 
 def test_manifest_asks_for_the_scopes_used_and_no_more(manifest):
     assert set(manifest["oauth_config"]["scopes"]["bot"]) == BOT_SCOPES
+    from bot.slack.ids import BOT_SCOPES as checked_by_doctor
+
+    assert set(checked_by_doctor) == BOT_SCOPES
     assert "user" not in manifest["oauth_config"]["scopes"]
 
 

@@ -82,7 +82,7 @@ async def test_the_hold_is_extended_while_the_request_waits(bot):
     assert [e.kind for e in waited.events].count("hold_extended") == 4
     assert "hold_extended" in bot.notes.whats(request.id)  # the card is redrawn with the new end
     shown = card(bot, request)
-    assert waited.hold_expires_at.strftime("(until %H:%M UTC)") in shown and "held 2" in shown
+    assert f"held until {blocks.slack_date(waited.hold_expires_at)} (2" in shown and "min more" in shown
     await bot.svc.approve(request.id, APPROVER)
     done = await bot.settle(request.id)
     assert done.state == State.FULFILLED and orders(bot) == 1 and "rehold" not in [e.kind for e in done.events]

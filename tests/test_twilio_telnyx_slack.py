@@ -7,6 +7,7 @@ from __future__ import annotations
 from bot.sandbox.telnyx import HOLD_MINUTES
 from bot.services import HOLD_EXTEND_MARGIN
 from bot.slack import ids
+from bot.slack.blocks import slack_date
 from tests.slack_harness import APPROVAL_CHANNEL, APPROVER, REQUESTER, card_text, slack_bot  # noqa: F401  (fixture)
 from tests.test_slack_flow import request_offer
 
@@ -31,7 +32,7 @@ async def test_twilio_card_says_not_reserved_and_which_number_changed(slack_bot)
 async def test_telnyx_card_shows_the_hold_and_its_extension(slack_bot):  # noqa: F811
     bot, slack = slack_bot, slack_bot.slack
     request, ts = await request_offer(bot, provider="Telnyx", text="search US local 415 x2 via telnyx")
-    first = request.hold_expires_at.strftime("(until %H:%M UTC)")
+    first = slack_date(request.hold_expires_at)
     assert first in card_text(slack, ts)
     await slack.wait_for(lambda: slack.dms(REQUESTER), what="the created DM")
     dms_before = len(slack.dms(REQUESTER))
@@ -41,7 +42,7 @@ async def test_telnyx_card_shows_the_hold_and_its_extension(slack_bot):  # noqa:
         lambda: (r := bot.store.get_request(request.id)) and r.hold_expires_at > request.hold_expires_at and r,
         what="the hold extended",
     )
-    later = extended.hold_expires_at.strftime("(until %H:%M UTC)")
+    later = slack_date(extended.hold_expires_at)
     assert later != first and waited.state.value == "pending"
     await slack.wait_for(lambda: later in card_text(slack, ts), what="the card showing the new end")
     assert len(slack.dms(REQUESTER)) == dms_before  # an extension redraws the card; it is not news to DM

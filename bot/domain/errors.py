@@ -10,6 +10,8 @@
     ├── StoreBusy                the store could not take a write in time (another process
     │                            holds its lock); nothing changed, the caller tries again
     ├── DirectoryUnavailable     Slack could not say who is an approver; the click is refused
+    ├── DeliveryDeferred         Slack did not take a notification now (down, rate-limited);
+    │                            the outbox keeps it and tries again later
     └── ProviderError            a provider refused or failed; carries provider, status, code
         ├── ProviderAuthError    401/403: the credentials are wrong
         ├── HoldExpired          the purchase was refused because the held search expired, or
@@ -75,6 +77,14 @@ class StoreBusy(NumbersError):
 
 class DirectoryUnavailable(NumbersError):
     """Approver rights could not be checked; acting on stale rights would be worse than refusing."""
+
+
+class DeliveryDeferred(NumbersError):
+    """Slack did not take a notification now; ``retry_after`` (seconds) when Slack said when."""
+
+    def __init__(self, reason: str, *, retry_after: float | None = None):
+        super().__init__(reason)
+        self.retry_after = retry_after
 
 
 class ProviderError(NumbersError):

@@ -152,6 +152,8 @@ def create_slack_app(components: Components, settings: Settings, *, client: Asyn
         settings=settings,
         client=client,
         clock=service.clock,
+        in_flight=components.in_flight,
+        pacer=getattr(service.notifier, "pacer", None),
     )
     commands.register(app, deps)
     actions.register(app, deps)
@@ -172,7 +174,13 @@ def build_slack(
     """Settings in; the Slack app and the core components (store, providers, service, worker) out."""
     client = slack_client(settings)
     directory = SlackDirectory(client, settings.policy, ttl=settings.approver_cache_seconds)
-    notifier = SlackNotifier(client, settings, clock=clock)
+    async def approvers() -> set[str]:
+        users = set(directory.users)
+        for group in sorted(directory.groups):
+            users |= await directory.members(group)
+        return users
+
+    notifier = SlackNotifier(client, settings, clock=clock, approvers=approvers)
     components = build(settings, directory=directory, notifier=notifier, clock=clock, **overrides)
     notifier.bind(components.service.store)
     return create_slack_app(components, settings, client=client), components

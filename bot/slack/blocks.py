@@ -58,6 +58,9 @@ FIELD_TEXT_MAX = 2000
 CONTEXT_TEXT_MAX = 2000
 HEADER_TEXT_MAX = 150
 MESSAGE_TEXT_MAX = 3000  # the fallback text; Slack allows more, notifications show far less
+# Slack refuses a message whose blocks carry more than about 12,000 characters of text
+# (msg_blocks_too_long; undocumented, see slackapi/bolt-js #2509): stay well below it.
+BLOCK_TEXT_BUDGET = 11000
 
 PROVIDER_NAMES = {"acs": "ACS", "plivo": "Plivo", "webex": "Webex Calling", "twilio": "Twilio", "telnyx": "Telnyx"}
 # Twilio's search holds nothing: said on offers and cards so nobody counts on the number staying free.
@@ -171,6 +174,30 @@ def numbers_list(numbers: Sequence[str], limit: int = 10) -> str:
     return "\n".join(lines)
 
 
+def slack_date(when: datetime, fmt: str = "{date_short_pretty} {time}") -> str:
+    """A time each reader sees in their own time zone (Slack's date formatting); the UTC
+    fallback shows where the formatting is not supported (notifications, old clients)."""
+    fallback = when.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(when.timestamp())}^{fmt}|{fallback}>"
+
+
+def hold_text(ends: datetime, now: datetime) -> str:
+    """The hold's end in the reader's time, and "expired" once it has."""
+    left = (ends - now).total_seconds()
+    if left <= 0:
+        return f"expired {slack_date(ends)}"
+    more = f"{int(left // 60)} min more" if left >= 60 else f"{int(left)} s more"
+    return f"held until {slack_date(ends)} ({more})"
+
+
+def approvers_text(request: NumberRequest) -> str:
+    """Everyone who approved, in order (the policy when it approved on its own)."""
+    if request.decided_by == POLICY_ACTOR:
+        return "policy"
+    names = list(request.approvals) or ([request.decided_by] if request.decided_by else [])
+    return ", ".join(who(a) for a in names) or "an approver"
+
+
 def md(text: str) -> MarkdownTextObject:
     return MarkdownTextObject(text=text)
 
@@ -212,30 +239,71 @@ def conditions_lines(provider: str, ref: dict[str, Any] | None) -> list[str]:
     return lines
 
 
-def not_resell_confirm(request: NumberRequest) -> ConfirmObject | None:
-    """The Approve button's confirm dialog for an ACS purchase that needs the do-not-resell agreement."""
-    if request.kind != "purchase" or not needs_not_resell_agreement(request.ref):
-        return None
+def approve_question(request: NumberRequest) -> str:
+    """What Approve will do, as the confirm dialog asks it ("Buy 2 numbers at ACS for $4.00/month?")."""
+    count = f"{request.quantity} number{'s' if request.quantity != 1 else ''}"
+    where = provider_name(request.provider)
+    if request.kind == "release":
+        numbers = ", ".join(request.numbers) or count
+        saves = request.monthly_total
+        tail = f"; it saves {money(saves, request.currency)}/month" if saves is not None else ""
+        return f"Release {numbers} at {where}{tail}? The number goes back to the provider and stops working."
+    monthly = request.monthly_total
+    cost = f" for {money(monthly, request.currency)}/month" if monthly is not None else ""
+    setup = request.setup_total
+    if setup:
+        cost += f" plus {money(setup, request.currency)} setup"
+    verb = "Assign" if request.kind == "assign" else ("Rent" if request.kind == "rent" else "Buy")
+    return f"{verb} {count} at {where}{cost}?"
+
+
+def approve_confirm(request: NumberRequest, extra: Sequence[str] = ()) -> ConfirmObject:
+    """Slack's confirm dialog on Approve; ``extra`` sentences are added (a provider's own terms)."""
+    text = " ".join([approve_question(request), *extra])
     return ConfirmObject(
-        title="Agree not to resell?",
-        text=(
-            f"Approving request #{request.id} agrees, for the organisation, not to resell these numbers. "
-            "Azure Communication Services requires this agreement to sell them."
-        ),
-        confirm="Approve and agree",
-        deny="Cancel",
+        title=PlainTextObject(text="Approve and spend?" if request.kind != "release" else "Approve the release?"),
+        text=PlainTextObject(text=clip(text, 300)),
+        confirm=PlainTextObject(text="Approve"),
+        deny=PlainTextObject(text="Not yet"),
     )
 
 
-def decision_buttons(request: NumberRequest) -> ActionsBlock:
-    approve = button("Approve", ids.ACTION_APPROVE, str(request.id), "primary")
-    approve.confirm = not_resell_confirm(request)
+def spends(request: NumberRequest) -> bool:
+    """Approve starts a paid purchase or rent, or a release: both get the confirm dialog."""
+    return request.kind == "release" or bool(request.monthly_total) or bool(request.setup_total)
+
+
+def not_resell_confirm(request: NumberRequest) -> ConfirmObject | None:
+    """The Approve button's confirm dialog for an ACS purchase that needs the do-not-resell agreement:
+    what approving spends, and that it agrees, for the organisation, not to resell."""
+    if request.kind != "purchase" or not needs_not_resell_agreement(request.ref):
+        return None
+    text = (
+        f"{approve_question(request)} Approving request #{request.id} agrees, for the organisation, not to "
+        "resell these numbers. Azure Communication Services requires this agreement to sell them."
+    )
+    return ConfirmObject(
+        title=PlainTextObject(text="Agree not to resell?"),
+        text=PlainTextObject(text=clip(text, 300)),
+        confirm=PlainTextObject(text="Approve and agree"),
+        deny=PlainTextObject(text="Cancel"),
+    )
+
+
+def decision_buttons(request: NumberRequest, extra: Sequence[str] = ()) -> ActionsBlock:
+    confirm = not_resell_confirm(request)
+    if confirm is None and spends(request):
+        confirm = approve_confirm(request, extra)
+    approve = ButtonElement(
+        text=PlainTextObject(text="Approve", emoji=True),
+        action_id=ids.ACTION_APPROVE,
+        value=str(request.id),
+        style="primary",
+        confirm=confirm,
+    )
     return ActionsBlock(
         block_id=f"decide:{request.id}",
-        elements=[
-            approve,
-            button("Deny", ids.ACTION_DENY, str(request.id), "danger"),
-        ],
+        elements=[approve, button("Deny", ids.ACTION_DENY, str(request.id), "danger")],
     )
 
 
@@ -356,23 +424,29 @@ def offers_message(result: SearchResult, settings: Settings, *, now: datetime | 
                 "`national`), fewer numbers, or leave out `sms`/`voice`."
             )
         )
-    # One block per offer; keep one slot for the "N more" note and one for the sandbox notice.
+    # One block per offer while the message stays within Slack's limits (block count and
+    # BLOCK_TEXT_BUDGET characters of text); keep one slot for the "N more" note and one for the sandbox notice.
     room = MAX_MESSAGE_BLOCKS - len(blocks) - 2
-    shown = offers[:room]
-    for offer in shown:
-        blocks.append(
-            section(
-                offer_text(offer, now=now),
-                accessory=button("Request", ids.ACTION_REQUEST, offer.id, "primary"),
-                block_id=f"offer:{offer.id}",
-            )
+    spent = sum(len(as_text([b.to_dict()])) for b in blocks) + 300  # the note and slack
+    shown = []
+    for offer in offers[:room]:
+        block = section(
+            offer_text(offer, now=now),
+            accessory=button("Request", ids.ACTION_REQUEST, offer.id, "primary"),
+            block_id=f"offer:{offer.id}",
         )
+        size = len(as_text([block.to_dict()]))
+        if spent + size > BLOCK_TEXT_BUDGET:
+            break
+        spent += size
+        shown.append(offer)
+        blocks.append(block)
     if len(offers) > len(shown):
         hidden = len(offers) - len(shown)
         blocks.append(
             context(
-                f"{plural(hidden, 'more offer')} not shown (Slack shows {len(shown)} at a time). Narrow the search: "
-                "an area code or prefix, a number type, or `via acs`, `via plivo`, `via twilio` or `via telnyx`."
+                f"{plural(hidden, 'more offer')} — narrow the search with an area code or prefix, a number type, "
+                "or `via acs`, `via plivo`, `via twilio` or `via telnyx`."
             )
         )
     if offers:
@@ -417,8 +491,7 @@ def status_text(request: NumberRequest, settings: Settings) -> str:
                 text += " (" + ", ".join(who(a) for a in request.approvals) + ")"
         return text
     if state in (State.APPROVED, State.FULFILLING):
-        by = "policy" if request.decided_by == POLICY_ACTOR else who(request.decided_by)
-        return f":white_check_mark: *Approved by {by}* — {DOING.get(request.kind, 'working on it')}…"
+        return f":white_check_mark: *Approved by {approvers_text(request)}* — {DOING.get(request.kind, 'working on it')}…"
     if state == State.FULFILLED:
         shown = ", ".join(both(n) for n in request.numbers[:10]) or "(no numbers reported)"
         if len(request.numbers) > 10:
@@ -490,7 +563,7 @@ def request_sections(
         md(clip(f"*Numbers*\n{_offer_detail(request, offer)}", FIELD_TEXT_MAX)),
     ]
     if request.hold_expires_at is not None and request.state in (State.PENDING, State.APPROVED):
-        fields.append(md(f"*Hold*\n{until(request.hold_expires_at, now)}"))
+        fields.append(md(f"*Hold*\n{hold_text(request.hold_expires_at, now)}"))
     elif request.provider == "twilio" and request.kind == "purchase" and request.state in (State.PENDING, State.APPROVED):
         fields.append(md(clip(f"*Hold*\n{NOT_RESERVED}", FIELD_TEXT_MAX)))
     blocks: list[Block] = [
@@ -515,7 +588,9 @@ def card_message(
     if request.outcome and request.state in (State.PENDING, State.APPROVED, State.FULFILLING, State.FULFILLED):
         notes.append(mrkdwn_escape(request.outcome))
     if request.state == State.PENDING:
-        notes.append(f"Expires undecided at {request.expires_at.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC")
+        notes.append(f"Expires undecided {slack_date(request.expires_at)}")
+    elif request.decided_by and request.state not in (State.DENIED, State.APPROVED, State.FULFILLING):
+        notes.append(f"Approved by {approvers_text(request)}")
     if notes:
         blocks.append(context(*notes))
     if request.state == State.PENDING:
@@ -566,7 +641,7 @@ def pending_message(requests: list[NumberRequest]) -> Message:
 
 
 def event_line(event: Event) -> str:
-    return f"`{event.at.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC` {who(event.actor)} *{event.kind}*: {mrkdwn_escape(event.message)}"
+    return f"{slack_date(event.at)} {who(event.actor)} *{event.kind}*: {mrkdwn_escape(event.message)}"
 
 
 def show_message(
@@ -709,7 +784,7 @@ def thread_message(request: NumberRequest, what: str, settings: Settings, *, tex
     elif what == "reminder":
         body = (
             f":bell: {mentions} request #{request.id} from {who(request.requester)} is still waiting for a decision; "
-            f"it expires at {request.expires_at.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC."
+            f"it expires {slack_date(request.expires_at)}."
         )
     else:  # reapproval
         body = f":repeat: {mentions} request #{request.id} needs a fresh approval: {extra}"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable
+from typing import Any, Callable
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -21,6 +21,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from bot.config import Settings
 from bot.services import NumbersService
 from bot.slack.blocks import Message
+from bot.domain.errors import DeliveryDeferred
 from bot.slack.notifier import slack_error
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,14 @@ class SlackDeps:
     settings: Settings
     client: AsyncWebClient
     clock: Callable[[], datetime]
+    in_flight: Any = None  # bot.app.InFlight: listeners' post-ack work, waited for on stop
+    pacer: Any = None  # bot.slack.pacing.SlackPacer shared with the notifier: DMs paced per channel
+
+    async def _post(self, **kwargs: Any) -> Any:
+        if self.pacer is None:
+            return await self.client.chat_postMessage(**kwargs)
+        channel = kwargs.pop("channel")
+        return await self.pacer.call("chat.postMessage", self.client.chat_postMessage, channel=channel, **kwargs)
 
     async def reply(
         self,
@@ -60,8 +69,16 @@ class SlackDeps:
             except SlackApiError as exc:
                 log.info("chat.postEphemeral in %s failed (%s); sending a DM", channel, slack_error(exc))
         try:
-            await self.client.chat_postMessage(channel=user, **payload)
+            try:
+                await self._post(channel=user, **payload)
+            except SlackApiError as exc:
+                if slack_error(exc) not in ("msg_blocks_too_long", "invalid_blocks", "msg_too_long"):
+                    raise
+                # Refused as too long or invalid: the text alone still answers the user.
+                log.warning("Slack refused the DM to %s (%s); sending it as text only", user, slack_error(exc))
+                await self._post(channel=user, text=payload["text"], blocks=[])
             return "dm"
-        except SlackApiError as exc:
-            log.error("could not reach user %s by any route: %s", user, slack_error(exc))
+        except (SlackApiError, DeliveryDeferred) as exc:
+            why = slack_error(exc) if isinstance(exc, SlackApiError) else str(exc)
+            log.error("could not reach user %s by any route: %s", user, why)
             return "lost"

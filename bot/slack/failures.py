@@ -10,6 +10,7 @@ Bolt's ``@app.error`` only sees what fails outside a listener.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import secrets
@@ -28,6 +29,8 @@ def answered(deps: SlackDeps) -> Callable[[Listener], Listener]:
     def decorate(listener: Listener) -> Listener:
         @functools.wraps(listener)  # Bolt reads the wrapped function's argument names to inject them
         async def guarded(**kwargs: Any) -> None:
+            if deps.in_flight is not None:
+                deps.in_flight.track(asyncio.current_task())  # the post-ack task: stop waits for it
             try:
                 await listener(**kwargs)
             except Exception as exc:

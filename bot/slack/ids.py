@@ -30,6 +30,12 @@ ACTIONS = (ACTION_REQUEST, ACTION_APPROVE, ACTION_DENY, ACTION_HOME_SEARCH)
 VIEWS = (VIEW_SEARCH, VIEW_REQUEST, VIEW_DENY, VIEW_RELEASE)
 EVENTS = (EVENT_HOME_OPENED,)
 
+# The bot token's scopes (manifest: oauth_config.scopes.bot); ``numbers-bot doctor`` checks the token has each.
+BOT_SCOPES = (
+    "commands", "chat:write", "im:write", "users:read", "users:read.email", "usergroups:read", "files:write",
+    "channels:read", "groups:read",
+)
+
 # Input blocks inside the modals: block_id and action_id are the same string, so
 # a validation error can name the block the value came from.
 INPUT_PROVIDER = "provider"

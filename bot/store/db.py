@@ -33,8 +33,10 @@ import sqlite_utils
 from bot.domain.errors import OfferTaken, StoreBusy
 from bot.domain.models import Event, HeldNumber, NumberRequest, Offer, Operation, ts
 from bot.domain.states import COMMITTED, HOLDS_OFFER, State, check_move
+from bot.store import outbox
 from bot.store.migrations import apply_migrations
 from bot.store.postgres import PostgresDatabase, is_postgres_url
+from bot.store.outbox import Notice
 
 Clock = Callable[[], datetime]
 
@@ -213,7 +215,9 @@ class Store:
         rows = list(self.db.query("SELECT * FROM offers WHERE id = ?", [offer_id]))
         return Offer.from_row(rows[0]) if rows else None
 
-    def create_request(self, fields: dict[str, Any], *, actor: str, message: str, data: dict[str, Any]) -> NumberRequest:
+    def create_request(
+        self, fields: dict[str, Any], *, actor: str, message: str, data: dict[str, Any], notify: Notice | None = None
+    ) -> NumberRequest:
         now = ts(self.clock())
         row = {
             "approvals": "[]",
@@ -244,6 +248,8 @@ class Store:
                 f"INSERT INTO requests ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})", list(row.values())
             )
             self._event(request_id, actor, "requested", message, data)
+            if notify is not None:
+                outbox.enqueue(self, request_id, notify)
         got = self.get_request(request_id)
         assert got is not None
         return got
@@ -299,6 +305,7 @@ class Store:
         operation: dict[str, Any] | None = None,
         finish_operation: int | None = None,
         also: Callable[["Store"], None] | None = None,
+        notify: Notice | None = None,
     ) -> NumberRequest | None:
         """Move ``request_id`` from ``expect`` to ``to`` with its event, or return None.
 
@@ -307,7 +314,8 @@ class Store:
         (the intent to call the provider) in the same transaction;
         ``finish_operation`` marks one done in it; ``also(store)`` runs in it
         too (the inventory follows a purchase or release in the same commit; the budget is
-        counted with every approval committed before this one).
+        counted with every approval committed before this one); ``notify`` goes to the
+        outbox in it, so the change and what Slack must show of it commit together.
         """
         check_move(expect, to)
         now = self.clock()
@@ -331,6 +339,8 @@ class Store:
                 )
             if also is not None:
                 also(self)
+            if notify is not None:
+                outbox.enqueue(self, request_id, notify)
         return self.get_request(request_id)
 
     def update_request(
@@ -341,6 +351,7 @@ class Store:
         expect_state: State | None = None,
         changes: dict[str, Any],
         event: tuple[str, str, str, dict[str, Any]] | None = None,
+        notify: Notice | None = None,
     ) -> NumberRequest | None:
         """Change fields without a state move (approval counts, card location, reminders).
 
@@ -365,6 +376,8 @@ class Store:
                 return None
             if event is not None:
                 self._event(request_id, *event)
+            if notify is not None:
+                outbox.enqueue(self, request_id, notify)
         return self.get_request(request_id)
 
     def list_requests(

@@ -284,6 +284,34 @@ def create_slack_deliveries(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX slack_deliveries_taken ON slack_deliveries (taken_at)")
 
 
+@migration(7)
+def outbox(db: sqlite_utils.Database) -> None:
+    """What Slack must show, written in the same commit as the change that causes it
+    (``bot.store.outbox``). A row is one notification: the request as the change left it
+    (``snapshot``), what happened (``what``, ``actor``, ``text``) and the parts already
+    delivered (``done``: card, dm, thread), so a retry never sends a part twice."""
+    db.execute(
+        f"""CREATE TABLE outbox (
+            id {_pk(db)},
+            request_id INTEGER NOT NULL,
+            what TEXT NOT NULL,
+            actor TEXT,
+            text TEXT,
+            snapshot TEXT NOT NULL,
+            done TEXT NOT NULL DEFAULT '[]',
+            created_at TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_at TEXT NOT NULL,
+            last_error TEXT,
+            delivered_at TEXT,
+            lease_owner TEXT,
+            lease_until TEXT
+        )"""
+    )
+    db.execute("CREATE INDEX outbox_pending ON outbox (request_id, id) WHERE delivered_at IS NULL")
+    db.execute("CREATE INDEX outbox_due ON outbox (next_at) WHERE delivered_at IS NULL")
+
+
 # The states of bot.domain.states.HOLDS_OFFER, spelled out: a migration must not change when the code does.
 _LIVE = "'pending', 'approved', 'fulfilling', 'fulfilled', 'provider_pending', 'needs_attention'"
 
