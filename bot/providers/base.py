@@ -39,7 +39,7 @@ from typing import Any, Awaitable, Callable, Protocol, runtime_checkable
 
 import httpx
 
-from bot.domain.errors import ProviderError, ProviderUnavailable
+from bot.domain.errors import ProviderAuthError, ProviderError, ProviderUnavailable
 
 NUMBER_TYPES = ("local", "tollfree", "national")
 
@@ -200,6 +200,39 @@ async def abandon_hold(provider: Provider, ref: dict[str, Any]) -> str | None:
 
 
 # --- HTTP helpers shared by the adapters -------------------------------------
+
+
+def provider_error(
+    provider: str,
+    response: httpx.Response,
+    message: str,
+    *,
+    code: Any = None,
+    cls: type[ProviderError] | None = None,
+    auth_failed: bool = False,
+    check: str = "",
+) -> ProviderError:
+    """The error for a provider's non-success answer, classed by status: 401/403 (or the
+    provider's own authentication code, ``auth_failed``) → ``ProviderAuthError`` with ``check``
+    (the settings to look at) added; 429 and 5xx → ``ProviderUnavailable``; else ``ProviderError``.
+    ``cls`` overrides the class (a spending call's 5xx is ``OutcomeUnknown``)."""
+    status = response.status_code
+    if cls is None:
+        if status in (401, 403) or auth_failed:
+            cls = ProviderAuthError
+        elif status == 429 or status >= 500:
+            cls = ProviderUnavailable
+        else:
+            cls = ProviderError
+    if cls is ProviderAuthError and check:
+        message = f"{message} (check {check})"
+    return cls(
+        provider,
+        message,
+        status=status,
+        code=str(code) if code is not None else None,
+        retry_after=parse_retry_after(response.headers.get("retry-after")),
+    )
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:

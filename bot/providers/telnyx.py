@@ -35,7 +35,6 @@ from bot.domain.errors import (
     ConfigError,
     HoldExpired,
     OutcomeUnknown,
-    ProviderAuthError,
     ProviderError,
     ProviderUnavailable,
     UsageError,
@@ -50,6 +49,7 @@ from bot.providers.telnyx_answers import (
     unmet_requirements,
 )
 from bot.providers.base import (
+    provider_error,
     BoundedClient,
     Done,
     Failed,
@@ -61,7 +61,6 @@ from bot.providers.base import (
     SearchQuery,
     Sleep,
     Step,
-    parse_retry_after,
     send_read,
 )
 
@@ -153,21 +152,11 @@ class TelnyxProvider:
             raise OutcomeUnknown(PROVIDER, f"{what} {how}; whether Telnyx acted is not known yet") from None
 
     def _error(self, response: httpx.Response, *, cls: type[ProviderError] | None = None) -> ProviderError:
-        status = response.status_code
         code, message = error_parts(response)
         if message is None:
-            message = f"{response.request.method} {response.request.url.path} answered {status}"
-        if cls is None:
-            if status in (401, 403) or code == AUTH_FAILED:
-                cls = ProviderAuthError
-            elif status == 429 or status >= 500:
-                cls = ProviderUnavailable
-            else:
-                cls = ProviderError
-        if cls is ProviderAuthError:
-            message = f"{message} (check TELNYX_API_KEY)"
-        return cls(
-            PROVIDER, message, status=status, code=code, retry_after=parse_retry_after(response.headers.get("retry-after"))
+            message = f"{response.request.method} {response.request.url.path} answered {response.status_code}"
+        return provider_error(
+            PROVIDER, response, message, code=code, cls=cls, auth_failed=code == AUTH_FAILED, check="TELNYX_API_KEY"
         )
 
     @staticmethod

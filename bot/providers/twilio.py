@@ -35,13 +35,13 @@ from bot.domain.errors import (
     ConfigError,
     HoldExpired,
     OutcomeUnknown,
-    ProviderAuthError,
     ProviderError,
     ProviderUnavailable,
     UsageError,
 )
 from bot.providers.twilio_answers import MAX_OFFERS, PRICE_UNKNOWN, error_parts, offers_from, price_from
 from bot.providers.base import (
+    provider_error,
     BoundedClient,
     Done,
     Failed,
@@ -51,7 +51,6 @@ from bot.providers.base import (
     SearchQuery,
     Sleep,
     Step,
-    parse_retry_after,
     send_read,
 )
 
@@ -160,28 +159,16 @@ class TwilioProvider:
             raise ProviderUnavailable(PROVIDER, exc.message.replace(self.account_sid, "{AccountSid}")) from None
 
     def _error(self, response: httpx.Response, *, cls: type[ProviderError] | None = None) -> ProviderError:
-        status = response.status_code
         code, message = error_parts(response)
         if message is None:
             request = response.request
-            message = f"{request.method} {request.url.path.replace(self.account_sid, '{AccountSid}')} answered {status}"
+            path = request.url.path.replace(self.account_sid, "{AccountSid}")
+            message = f"{request.method} {path} answered {response.status_code}"
         if code in REGULATORY:
             message = f"{message} — {REGULATORY[code]}"
-        if cls is None:
-            if status in (401, 403) or code == AUTH_FAILED:
-                cls = ProviderAuthError
-            elif status == 429 or status >= 500:
-                cls = ProviderUnavailable
-            else:
-                cls = ProviderError
-        if cls is ProviderAuthError:
-            message = f"{message} (check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN)"
-        return cls(
-            PROVIDER,
-            message,
-            status=status,
-            code=str(code) if code is not None else None,
-            retry_after=parse_retry_after(response.headers.get("retry-after")),
+        return provider_error(
+            PROVIDER, response, message, code=code, cls=cls, auth_failed=code == AUTH_FAILED,
+            check="TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN",
         )
 
     def _json(self, response: httpx.Response) -> dict[str, Any]:
