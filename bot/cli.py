@@ -24,7 +24,8 @@ from bot.config import SANDBOX_NOTICE, Settings, load_settings
 from bot.domain.commands import parse_request_id, parse_search, reason_problem
 from bot.domain.display import both, until
 from bot.domain.errors import ConfigError, NotAllowed, NumbersError, UsageError
-from bot.domain.models import NumberRequest, Offer
+from bot.domain.offers import Offer
+from bot.domain.requests import NumberRequest
 from bot.domain.policy import money
 from bot.domain.states import State
 from bot.logs import configure_logging

@@ -38,10 +38,11 @@ from bot.domain.errors import (
     UsageError,
 )
 from bot.domain.display import e164
-from bot.domain.models import HeldNumber, NumberRequest, Offer
+from bot.domain.offers import Offer, SearchQuery
+from bot.domain.requests import HeldNumber, NumberRequest
 from bot.domain.policy import Policy
 from bot.domain.states import DESCRIBED, State
-from bot.providers.base import Provider, Requester, SearchQuery, abandon_hold, extend_hold, extends_holds
+from bot.providers.base import Provider, Requester, abandon_hold, extend_hold, extends_holds
 from bot.store.db import Store
 from bot.store.outbox import Notice
 

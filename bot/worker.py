@@ -38,7 +38,8 @@ from typing import Any, Awaitable, Callable, TypeVar
 
 from bot.domain.display import both
 from bot.domain.errors import HoldExpired, NumbersError, OutcomeUnknown, ProviderError, ProviderUnavailable, StoreBusy
-from bot.domain.models import NumberRequest, Offer, Operation
+from bot.domain.offers import Offer
+from bot.domain.requests import NumberRequest, Operation
 from bot.domain.states import TERMINAL, State
 from bot.providers.base import (
     Done,

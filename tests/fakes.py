@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Callable
 
-from bot.providers.base import Done, InProgress, Job, OfferDraft, Requester, SearchQuery, Step
+from bot.domain.offers import OfferDraft, SearchQuery
+from bot.providers.base import Done, InProgress, Job, Requester, Step
 
 Answer = Any  # a Step, an exception to raise, or a callable returning either
 

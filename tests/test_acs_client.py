@@ -31,7 +31,8 @@ from bot.providers.acs import (
     content_hash,
     parse_connection_string,
 )
-from bot.providers.base import Done, Failed, InProgress, Job, OfferDraft, Provider, Requester, SearchQuery
+from bot.domain.offers import OfferDraft, SearchQuery
+from bot.providers.base import Done, Failed, InProgress, Job, Provider, Requester
 from bot.sandbox.acs import (
     SANDBOX_ACS_ACCESS_KEY,
     SANDBOX_ACS_ENDPOINT,

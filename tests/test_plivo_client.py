@@ -13,7 +13,8 @@ import httpx
 import pytest
 
 from bot.domain.errors import OutcomeUnknown, ProviderAuthError, ProviderError, ProviderUnavailable, UsageError
-from bot.providers.base import Done, Failed, Job, OfferDraft, Provider, ProviderPending, Requester, SearchQuery
+from bot.domain.offers import OfferDraft, SearchQuery
+from bot.providers.base import Done, Failed, Job, Provider, ProviderPending, Requester
 from bot.providers.plivo import PlivoProvider
 from bot.sandbox.plivo import (
     SANDBOX_PLIVO_API_URL,

@@ -13,7 +13,7 @@ import pytest
 
 from bot.domain.errors import ProviderAuthError
 from bot.domain.states import State
-from bot.providers.base import SearchQuery
+from bot.domain.offers import SearchQuery
 from bot.providers.telnyx import TelnyxProvider, customer_reference
 from bot.sandbox.telnyx import HOLD_MINUTES, SANDBOX_TELNYX_API_URL, create_telnyx_sandbox
 from bot.services import HOLD_EXTEND_MARGIN

@@ -12,7 +12,8 @@ import pytest
 
 from bot.domain.errors import ProviderAuthError, ProviderError
 from bot.domain.states import State
-from bot.providers.base import Done, Job, Requester, SearchQuery
+from bot.domain.offers import SearchQuery
+from bot.providers.base import Done, Job, Requester
 from bot.providers.twilio import TwilioProvider, friendly_name
 from bot.sandbox.twilio import (
     INCOMPLETE_BUNDLE_SID,

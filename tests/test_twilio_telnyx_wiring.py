@@ -94,7 +94,7 @@ def test_the_search_form_offers_them(settings_env):
 
 
 async def test_a_search_without_via_asks_them_too_and_says_their_failures_apart(bot):
-    from bot.providers.base import SearchQuery
+    from bot.domain.offers import SearchQuery
     from tests.conftest import REQUESTER
 
     bot.sandbox.telnyx.faults.add("status", path=r"/v2/available_phone_numbers$", status=401, times=1,

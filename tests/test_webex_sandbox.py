@@ -8,7 +8,8 @@ import httpx
 import pytest
 
 from bot.domain.errors import NotAllowed, NotFound, OutcomeUnknown, ProviderAuthError, ProviderError
-from bot.providers.base import Done, Failed, Job, OfferDraft, Requester, SearchQuery
+from bot.domain.offers import OfferDraft, SearchQuery
+from bot.providers.base import Done, Failed, Job, Requester
 from bot.providers.webex import WebexProvider
 from bot.sandbox.common import SandboxState
 from bot.sandbox.webex import (

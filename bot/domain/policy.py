@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from bot.domain.errors import Conflict, NotAllowed, UsageError
-from bot.domain.models import NumberRequest
+from bot.domain.requests import NumberRequest
 from bot.domain.states import DESCRIBED, State
 
 

@@ -53,15 +53,14 @@ from bot.domain.errors import (
     ProviderUnavailable,
     UsageError,
 )
+from bot.domain.offers import OfferDraft, SearchQuery
 from bot.providers.base import (
     BoundedClient,
     Done,
     Failed,
     InProgress,
     Job,
-    OfferDraft,
     Requester,
-    SearchQuery,
     Sleep,
     Step,
     parse_retry_after,

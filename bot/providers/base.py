@@ -34,76 +34,12 @@ import email.utils
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from decimal import Decimal
 from typing import Any, Awaitable, Callable, Protocol, runtime_checkable
 
 import httpx
 
 from bot.domain.errors import ProviderAuthError, ProviderError, ProviderUnavailable
-
-NUMBER_TYPES = ("local", "tollfree", "national")
-
-
-@dataclass(frozen=True)
-class SearchQuery:
-    """A parsed search: ``search US tollfree 833 x2 sms via acs``."""
-
-    country: str  # ISO 3166 alpha-2, upper case
-    number_type: str = "local"  # local | tollfree | national
-    prefix: str | None = None  # area code or prefix, digits only
-    quantity: int = 1
-    sms: bool = False
-    voice: bool = False
-    provider: str | None = None  # "via acs": only this provider
-    location: str | None = None  # Webex location name or id (assign)
-    # Whose search it is, when a provider offers per person (Webex: the person's location). Not stored.
-    requester_email: str | None = field(default=None, compare=False, repr=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "country": self.country,
-            "number_type": self.number_type,
-            "prefix": self.prefix,
-            "quantity": self.quantity,
-            "sms": self.sms,
-            "voice": self.voice,
-            "provider": self.provider,
-            "location": self.location,
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "SearchQuery":
-        return cls(**{k: d.get(k) for k in cls.__dataclass_fields__ if k in d})
-
-
-@dataclass
-class OfferDraft:
-    """One thing a user can ask for, as a provider found it.
-
-    ``kind`` is what fulfilling it does: ``purchase`` (ACS; Plivo's PhoneNumber
-    API, one number per offer), ``rent`` (a Plivo number group) or ``assign``
-    (Webex). ``numbers`` are E.164 strings (empty for a Plivo group, whose
-    numbers are only known after renting). Costs are per number;
-    ``unit_monthly_cost`` is None when the provider did not say (ACS ``cost: null``).
-    ``ref`` holds the provider's ids needed to fulfil it (``search_id`` and
-    ``agree_to_not_resell``, ``group_id``, ``number``/``location_id``, Plivo's
-    ``restriction_text``); ``details`` what a user is shown
-    (region, prefix, stock, location name, telephony type, …).
-    """
-
-    provider: str
-    kind: str
-    numbers: list[str]
-    unit_monthly_cost: Decimal | None
-    currency: str = "USD"
-    unit_setup_cost: Decimal | None = None
-    quantity: int = 1
-    max_quantity: int = 1
-    sms: bool = False
-    voice: bool = False
-    expires_at: datetime | None = None
-    ref: dict[str, Any] = field(default_factory=dict)
-    details: dict[str, Any] = field(default_factory=dict)
+from bot.domain.offers import OfferDraft, SearchQuery
 
 
 @dataclass(frozen=True)

@@ -40,16 +40,14 @@ from bot.domain.errors import (
     ProviderUnavailable,
     UsageError,
 )
+from bot.domain.offers import NUMBER_TYPES, OfferDraft, SearchQuery
 from bot.providers.base import (
     BoundedClient,
-    NUMBER_TYPES,
     Done,
     Failed,
     Job,
-    OfferDraft,
     ProviderPending,
     Requester,
-    SearchQuery,
     Sleep,
     Step,
     parse_retry_after,

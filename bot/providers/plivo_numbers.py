@@ -27,17 +27,8 @@ import re
 from typing import Any
 
 from bot.domain.errors import OutcomeUnknown, ProviderError, UsageError
-from bot.providers.base import (
-    Done,
-    Failed,
-    Job,
-    OfferDraft,
-    ProviderPending,
-    Requester,
-    SearchQuery,
-    Step,
-    send_read,
-)
+from bot.domain.offers import OfferDraft, SearchQuery
+from bot.providers.base import Done, Failed, Job, ProviderPending, Requester, Step, send_read
 from bot.providers.plivo import CHECK_CONSOLE, MAX_PAGE, PlivoProvider, _e164, _loads, _money, _rate_text
 
 _SEARCH = "PhoneNumber/"

@@ -48,6 +48,7 @@ from bot.providers.telnyx_answers import (
     requirements_text,
     unmet_requirements,
 )
+from bot.domain.offers import OfferDraft, SearchQuery
 from bot.providers.base import (
     provider_error,
     BoundedClient,
@@ -55,10 +56,8 @@ from bot.providers.base import (
     Failed,
     InProgress,
     Job,
-    OfferDraft,
     ProviderPending,
     Requester,
-    SearchQuery,
     Sleep,
     Step,
     send_read,

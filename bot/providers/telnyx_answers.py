@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 from bot.domain.errors import ProviderError
-from bot.providers.base import OfferDraft, SearchQuery
+from bot.domain.offers import OfferDraft, SearchQuery
 
 __all__ = [
     "MAX_OFFERS",

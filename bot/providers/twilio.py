@@ -40,15 +40,14 @@ from bot.domain.errors import (
     UsageError,
 )
 from bot.providers.twilio_answers import MAX_OFFERS, PRICE_UNKNOWN, error_parts, offers_from, price_from
+from bot.domain.offers import OfferDraft, SearchQuery
 from bot.providers.base import (
     provider_error,
     BoundedClient,
     Done,
     Failed,
     Job,
-    OfferDraft,
     Requester,
-    SearchQuery,
     Sleep,
     Step,
     send_read,

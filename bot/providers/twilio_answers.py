@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from bot.providers.base import OfferDraft, SearchQuery
+from bot.domain.offers import OfferDraft, SearchQuery
 
 __all__ = ["PRICE_UNKNOWN", "MAX_OFFERS", "error_parts", "price_from", "offers_from"]
 

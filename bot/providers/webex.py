@@ -48,18 +48,8 @@ from bot.domain.errors import (
     ProviderError,
     ProviderUnavailable,
 )
-from bot.providers.base import (
-    BoundedClient,
-    Done,
-    Failed,
-    Job,
-    OfferDraft,
-    Requester,
-    SearchQuery,
-    Sleep,
-    Step,
-    parse_retry_after,
-)
+from bot.domain.offers import OfferDraft, SearchQuery
+from bot.providers.base import BoundedClient, Done, Failed, Job, Requester, Sleep, Step, parse_retry_after
 
 log = logging.getLogger(__name__)
 

@@ -44,10 +44,10 @@ from slack_sdk.models.views import View
 from bot.config import SANDBOX_NOTICE, Settings
 from bot.domain.commands import NUMBER_TYPE_LABELS, SEARCH_PROVIDERS, USAGE
 from bot.domain.display import both, mrkdwn_escape, total_text, until
-from bot.domain.models import Event, HeldNumber, NumberRequest, Offer
+from bot.domain.offers import Offer, SearchQuery
+from bot.domain.requests import Event, HeldNumber, NumberRequest
 from bot.domain.policy import money
 from bot.domain.states import DESCRIBED, State
-from bot.providers.base import SearchQuery
 from bot.services import MAX_JUSTIFICATION, POLICY_ACTOR, CostSummary, SearchResult
 from bot.slack import ids
 

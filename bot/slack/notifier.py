@@ -34,7 +34,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
 from bot.domain.errors import DeliveryDeferred
-from bot.domain.models import NumberRequest, Offer
+from bot.domain.offers import Offer
+from bot.domain.requests import NumberRequest
 from bot.domain.states import TERMINAL
 from bot.slack import blocks
 from bot.slack.channel_trouble import CHANNEL_ERRORS, ChannelTrouble

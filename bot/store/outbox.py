@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from bot.domain.models import NumberRequest, parse_ts, ts
+from bot.domain.requests import NumberRequest
+from bot.domain.values import parse_ts, ts
 
 if TYPE_CHECKING:
     from bot.store.db import Store
