@@ -42,7 +42,8 @@ from bot.domain.offers import Offer, SearchQuery
 from bot.domain.requests import HeldNumber, NumberRequest
 from bot.domain.policy import Policy
 from bot.domain.states import DESCRIBED, State
-from bot.providers.base import Provider, Requester, abandon_hold, extend_hold, extends_holds
+from bot.domain.steps import Requester
+from bot.providers.base import Provider, abandon_hold, extend_hold, extends_holds
 from bot.store.db import Store
 from bot.store.outbox import Notice
 

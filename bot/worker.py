@@ -41,17 +41,17 @@ from bot.domain.errors import HoldExpired, NumbersError, OutcomeUnknown, Provide
 from bot.domain.offers import Offer
 from bot.domain.requests import NumberRequest, Operation
 from bot.domain.states import TERMINAL, State
-from bot.providers.base import (
+from bot.domain.steps import (
     Done,
     Failed,
     InProgress,
     Job,
-    Provider,
     ProviderPending,
     Requester,
     Step,
     submit_audit_data,
 )
+from bot.providers.base import Provider
 from bot.services import WORKER_ACTOR, NumbersService, new_offer_id
 from bot.store.db import drive_identity, process_identity
 from bot.store.outbox import Notice

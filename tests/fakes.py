@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any, Callable
 
 from bot.domain.offers import OfferDraft, SearchQuery
-from bot.providers.base import Done, InProgress, Job, Requester, Step
+from bot.domain.steps import Done, InProgress, Job, Requester, Step
 
 Answer = Any  # a Step, an exception to raise, or a callable returning either
 

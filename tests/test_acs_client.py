@@ -32,7 +32,8 @@ from bot.providers.acs import (
     parse_connection_string,
 )
 from bot.domain.offers import OfferDraft, SearchQuery
-from bot.providers.base import Done, Failed, InProgress, Job, Provider, Requester
+from bot.domain.steps import Done, Failed, InProgress, Job, Requester
+from bot.providers.base import Provider
 from bot.sandbox.acs import (
     SANDBOX_ACS_ACCESS_KEY,
     SANDBOX_ACS_ENDPOINT,

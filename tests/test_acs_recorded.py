@@ -32,7 +32,7 @@ from tests.acs_recordings import (
 from bot.domain.errors import OutcomeUnknown, ProviderError, ProviderUnavailable
 from bot.providers.acs import AcsProvider, parse_acs_time
 from bot.domain.offers import SearchQuery
-from bot.providers.base import Done, Failed, InProgress, Job, Requester
+from bot.domain.steps import Done, Failed, InProgress, Job, Requester
 
 ENDPOINT = "https://sanitized.communication.azure.com/"
 # The recordings were replayed by the official SDK at 2021-03-07: the client speaks it when told to.

@@ -31,7 +31,7 @@ from bot.domain.errors import (
 from bot.domain.policy import Policy
 from bot.domain.states import State
 from bot.domain.offers import SearchQuery
-from bot.providers.base import Done, Failed
+from bot.domain.steps import Done, Failed
 from bot.services import NumbersService, StaticDirectory
 from bot.store.db import Store, drive_identity
 from bot.store.threaded import ThreadedStore

@@ -14,7 +14,8 @@ import pytest
 
 from bot.domain.errors import OutcomeUnknown, ProviderAuthError, ProviderError, ProviderUnavailable, UsageError
 from bot.domain.offers import OfferDraft, SearchQuery
-from bot.providers.base import Done, Failed, Job, Provider, ProviderPending, Requester
+from bot.domain.steps import Done, Failed, Job, ProviderPending, Requester
+from bot.providers.base import Provider
 from bot.providers.plivo import PlivoProvider
 from bot.sandbox.plivo import (
     SANDBOX_PLIVO_API_URL,

@@ -6,7 +6,7 @@ import pytest
 
 from bot.domain.states import State
 from bot.domain.offers import SearchQuery
-from bot.providers.base import InProgress
+from bot.domain.steps import InProgress
 from bot.sandbox import SandboxServices
 from bot.sandbox.common import Clock
 from bot.store.db import Store

@@ -202,7 +202,7 @@ async def test_a_hold_that_could_not_be_extended_is_found_out_at_purchase(bot):
 
 async def test_a_resend_refused_because_our_own_order_took_the_numbers_follows_that_order():
     """The first order's answer was lost and a resend raced it: "no longer available" is our own order."""
-    from bot.providers.base import InProgress, Job, Requester
+    from bot.domain.steps import InProgress, Job, Requester
     from bot.sandbox.telnyx import SANDBOX_TELNYX_API_KEY
 
     app = create_telnyx_sandbox()

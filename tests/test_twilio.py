@@ -13,7 +13,7 @@ import pytest
 from bot.domain.errors import ProviderAuthError, ProviderError
 from bot.domain.states import State
 from bot.domain.offers import SearchQuery
-from bot.providers.base import Done, Job, Requester
+from bot.domain.steps import Done, Job, Requester
 from bot.providers.twilio import TwilioProvider, friendly_name
 from bot.sandbox.twilio import (
     INCOMPLETE_BUNDLE_SID,

@@ -20,7 +20,7 @@ from bot.domain.errors import (
     ProviderUnavailable,
 )
 from bot.domain.offers import SearchQuery
-from bot.providers.base import Done, Job, Requester
+from bot.domain.steps import Done, Job, Requester
 from bot.providers.webex import WebexProvider
 
 TOKEN = "NmQ3ZjUxYjQtc2VjcmV0LXdlYmV4LXRva2Vu_PF84_test"

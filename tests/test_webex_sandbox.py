@@ -9,7 +9,7 @@ import pytest
 
 from bot.domain.errors import NotAllowed, NotFound, OutcomeUnknown, ProviderAuthError, ProviderError
 from bot.domain.offers import OfferDraft, SearchQuery
-from bot.providers.base import Done, Failed, Job, Requester
+from bot.domain.steps import Done, Failed, Job, Requester
 from bot.providers.webex import WebexProvider
 from bot.sandbox.common import SandboxState
 from bot.sandbox.webex import (

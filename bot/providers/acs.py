@@ -54,18 +54,8 @@ from bot.domain.errors import (
     UsageError,
 )
 from bot.domain.offers import OfferDraft, SearchQuery
-from bot.providers.base import (
-    BoundedClient,
-    Done,
-    Failed,
-    InProgress,
-    Job,
-    Requester,
-    Sleep,
-    Step,
-    parse_retry_after,
-    send_read,
-)
+from bot.domain.steps import Done, Failed, InProgress, Job, Requester, Step
+from bot.providers.base import BoundedClient, Sleep, parse_retry_after, send_read
 
 log = logging.getLogger(__name__)
 

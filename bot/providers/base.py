@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import random
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable, Protocol, runtime_checkable
 
@@ -40,64 +39,7 @@ import httpx
 
 from bot.domain.errors import ProviderAuthError, ProviderError, ProviderUnavailable
 from bot.domain.offers import OfferDraft, SearchQuery
-
-
-@dataclass(frozen=True)
-class Requester:
-    user_id: str
-    email: str | None = None
-    name: str | None = None
-
-
-@dataclass
-class Job:
-    """What the worker asks a provider to do for one approved request."""
-
-    request_id: int
-    provider: str
-    kind: str  # purchase | rent | assign | release
-    ref: dict[str, Any]  # offer ref merged with what prepare() returned
-    quantity: int
-    numbers: list[str]
-    requester: Requester
-    approved_by: list[str] = field(default_factory=list)  # who approved the request (or the policy)
-
-
-def submit_audit_data(job: Job) -> dict[str, Any]:
-    """What the audit event of a submit records beyond the text: an agreement the submit gives,
-    and who gave it (the approvers; approving such a request is agreeing)."""
-    if job.kind == "purchase" and (job.ref or {}).get("agree_to_not_resell") is True:
-        return {"agreed_to_not_resell": True, "agreed_by": list(job.approved_by)}
-    return {}
-
-
-# --- Steps: what a provider says about a job ---------------------------------
-
-
-@dataclass
-class Done:
-    numbers: list[str]
-    note: str | None = None  # e.g. "2 of 3 numbers rented; 1 failed: …"
-    failed_numbers: list[str] = field(default_factory=list)
-
-
-@dataclass
-class InProgress:
-    ref: dict[str, Any]  # what poll() needs, e.g. {"operation_id": …, "location": …}
-    retry_after: float | None = None  # seconds, when the provider said
-
-
-@dataclass
-class Failed:
-    reason: str  # the provider's own words where it gave any
-
-
-@dataclass
-class ProviderPending:
-    details: str  # e.g. Plivo's regulated-country "details" text
-
-
-Step = Done | InProgress | Failed | ProviderPending
+from bot.domain.steps import Job, Requester, Step
 
 
 @runtime_checkable

@@ -41,18 +41,8 @@ from bot.domain.errors import (
     UsageError,
 )
 from bot.domain.offers import NUMBER_TYPES, OfferDraft, SearchQuery
-from bot.providers.base import (
-    BoundedClient,
-    Done,
-    Failed,
-    Job,
-    ProviderPending,
-    Requester,
-    Sleep,
-    Step,
-    parse_retry_after,
-    send_read,
-)
+from bot.domain.steps import Done, Failed, Job, ProviderPending, Requester, Step
+from bot.providers.base import BoundedClient, Sleep, parse_retry_after, send_read
 
 PLIVO_API_URL = "https://api.plivo.com"
 MAX_PAGE = 20  # Plivo refuses a larger ``limit``

@@ -28,7 +28,8 @@ from typing import Any
 
 from bot.domain.errors import OutcomeUnknown, ProviderError, UsageError
 from bot.domain.offers import OfferDraft, SearchQuery
-from bot.providers.base import Done, Failed, Job, ProviderPending, Requester, Step, send_read
+from bot.domain.steps import Done, Failed, Job, ProviderPending, Requester, Step
+from bot.providers.base import send_read
 from bot.providers.plivo import CHECK_CONSOLE, MAX_PAGE, PlivoProvider, _e164, _loads, _money, _rate_text
 
 _SEARCH = "PhoneNumber/"

@@ -49,19 +49,8 @@ from bot.providers.telnyx_answers import (
     unmet_requirements,
 )
 from bot.domain.offers import OfferDraft, SearchQuery
-from bot.providers.base import (
-    provider_error,
-    BoundedClient,
-    Done,
-    Failed,
-    InProgress,
-    Job,
-    ProviderPending,
-    Requester,
-    Sleep,
-    Step,
-    send_read,
-)
+from bot.domain.steps import Done, Failed, InProgress, Job, ProviderPending, Requester, Step
+from bot.providers.base import provider_error, BoundedClient, Sleep, send_read
 
 __all__ = ["TelnyxAuth", "TelnyxProvider", "customer_reference", "DEFAULT_API_URL"]
 

@@ -41,17 +41,8 @@ from bot.domain.errors import (
 )
 from bot.providers.twilio_answers import MAX_OFFERS, PRICE_UNKNOWN, error_parts, offers_from, price_from
 from bot.domain.offers import OfferDraft, SearchQuery
-from bot.providers.base import (
-    provider_error,
-    BoundedClient,
-    Done,
-    Failed,
-    Job,
-    Requester,
-    Sleep,
-    Step,
-    send_read,
-)
+from bot.domain.steps import Done, Failed, Job, Requester, Step
+from bot.providers.base import provider_error, BoundedClient, Sleep, send_read
 
 __all__ = ["TwilioAuth", "TwilioProvider", "friendly_name", "DEFAULT_API_URL", "PRICE_UNKNOWN"]
 

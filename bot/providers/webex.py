@@ -49,7 +49,8 @@ from bot.domain.errors import (
     ProviderUnavailable,
 )
 from bot.domain.offers import OfferDraft, SearchQuery
-from bot.providers.base import BoundedClient, Done, Failed, Job, Requester, Sleep, Step, parse_retry_after
+from bot.domain.steps import Done, Failed, Job, Requester, Step
+from bot.providers.base import BoundedClient, Sleep, parse_retry_after
 
 log = logging.getLogger(__name__)
 
