@@ -18,7 +18,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import phonenumbers
 
@@ -43,7 +43,7 @@ from bot.domain.requests import HeldNumber, NumberRequest
 from bot.domain.policy import Policy
 from bot.domain.states import DESCRIBED, State
 from bot.domain.steps import Requester
-from bot.providers.base import Provider, abandon_hold, extend_hold, extends_holds
+from bot.ports import Directory, Notifier, Provider, abandon_hold, extend_hold, extends_holds
 from bot.store.db import Store
 from bot.store.outbox import Notice
 
@@ -60,21 +60,6 @@ HOLD_CHECK_EVERY = 30  # seconds between looks for holds to extend (the margin l
 NO_NATIONAL = ("acs", "twilio")  # providers that sell no "national" number type
 POLICY_ACTOR = "policy"
 WORKER_ACTOR = "numbers-bot"
-
-
-class Directory(Protocol):
-    async def is_approver(self, user_id: str) -> bool: ...
-
-    async def email(self, user_id: str) -> str | None: ...
-
-
-class Notifier(Protocol):
-    async def notify(self, request: NumberRequest, what: str, *, actor: str | None = None, text: str | None = None) -> None:
-        """Tell people that ``request`` changed. ``what`` names the change
-        (created, approval, approved, denied, cancelled, expired, reapproval,
-        numbers_changed, fulfilled, failed, provider_pending, needs_attention,
-        reminder)."""
-        ...
 
 
 class StaticDirectory:

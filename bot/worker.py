@@ -51,7 +51,7 @@ from bot.domain.steps import (
     Step,
     submit_audit_data,
 )
-from bot.providers.base import Provider
+from bot.ports import Provider
 from bot.services import WORKER_ACTOR, NumbersService, new_offer_id
 from bot.store.db import drive_identity, process_identity
 from bot.store.outbox import Notice
@@ -713,10 +713,8 @@ class Worker:
 async def send(provider: Provider, job: Job) -> Step:
     """The one call that spends (or, for a release, stops spending)."""
     if job.kind == "release":
-        number = job.numbers[0]
-        if "person_id" in job.ref:  # Webex: the number comes off the person it was assigned to
-            return await provider.release(number, job.ref["person_id"])  # type: ignore[attr-defined]
-        return await provider.release(number)  # type: ignore[attr-defined]
+        # The release request's ref carries the held number's provider ref (Webex: its person).
+        return await provider.release(job.numbers[0], job.ref)
     return await provider.submit(job)
 
 

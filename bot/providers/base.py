@@ -1,30 +1,7 @@
-"""What every provider adapter implements, and the values that cross that line.
+"""HTTP helpers shared by the provider adapters: error classing, ``Retry-After``, bounded
+retries for reads, a client that bounds the requests in flight.
 
-A provider adapter turns one provider's HTTP API into four moves:
-
-* ``search(query)`` → offers (``OfferDraft``); reads, retried on transient faults.
-* ``prepare(offer, quantity, requester)`` → extra reference data checked *before*
-  an approval is asked for (Webex looks up the requester's person by e-mail);
-  raises a ``NumbersError`` a user can read when the request cannot work.
-* ``submit(job)`` → the one call that spends money or changes an assignment.
-  Never retried blindly. Returns a ``Step``; raises ``ProviderError`` when the
-  provider definitely refused, ``OutcomeUnknown`` when it cannot be told.
-* ``poll(job, ref)`` → the next ``Step`` of an operation in flight (reads).
-* ``recover(job)`` → after a crash between recording the intent to submit and
-  recording the answer: ``None`` when the provider certainly has not acted (safe
-  to submit), a ``Step`` when it has (carry on from there); raises
-  ``OutcomeUnknown`` when the provider cannot say (the request then goes to
-  ``needs_attention``, never a second submit).
-* ``check()`` → a harmless call for ``numbers-bot doctor``; returns a short text.
-
-Optional, for providers whose hold is made at request time (Telnyx reserves in
-``prepare``): ``extend_hold(ref)`` → the hold's new end while the request waits
-for approval, and ``abandon(ref)`` → let the hold go when the request is denied,
-cancelled or expires (returns a note for the audit log, or None). Call them
-through ``extend_hold`` and ``abandon_hold`` below, which do nothing for
-providers without them.
-
-Money is ``Decimal`` end to end; times are aware UTC datetimes.
+What an adapter implements is the ``Provider`` port in ``bot/ports.py``.
 """
 
 from __future__ import annotations
@@ -33,51 +10,11 @@ import asyncio
 import email.utils
 import random
 from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable, Protocol, runtime_checkable
+from typing import Any, Awaitable, Callable
 
 import httpx
 
 from bot.domain.errors import ProviderAuthError, ProviderError, ProviderUnavailable
-from bot.domain.offers import OfferDraft, SearchQuery
-from bot.domain.steps import Job, Requester, Step
-
-
-@runtime_checkable
-class Provider(Protocol):
-    name: str
-
-    async def search(self, query: SearchQuery) -> list[OfferDraft]: ...
-
-    async def prepare(self, offer: OfferDraft, quantity: int, requester: Requester) -> dict[str, Any]: ...
-
-    async def submit(self, job: Job) -> Step: ...
-
-    async def poll(self, job: Job, ref: dict[str, Any]) -> Step: ...
-
-    async def recover(self, job: Job) -> Step | None: ...
-
-    async def check(self) -> str: ...
-
-    async def aclose(self) -> None: ...
-
-
-async def extend_hold(provider: Provider, ref: dict[str, Any]) -> datetime | None:
-    """The hold's new end, or None when the provider keeps no hold it can extend."""
-    extend = getattr(provider, "extend_hold", None)
-    return await extend(ref) if extend is not None else None
-
-
-def extends_holds(provider: Provider) -> bool:
-    return getattr(provider, "extend_hold", None) is not None
-
-
-async def abandon_hold(provider: Provider, ref: dict[str, Any]) -> str | None:
-    """Let the request's hold go; a note for the audit log, or None when there was nothing to do."""
-    abandon = getattr(provider, "abandon", None)
-    return await abandon(ref) if abandon is not None else None
-
-
-# --- HTTP helpers shared by the adapters -------------------------------------
 
 
 def provider_error(

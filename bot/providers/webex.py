@@ -36,7 +36,7 @@ import logging
 import urllib.parse
 import uuid
 from decimal import Decimal
-from typing import Any
+from typing import Any, Mapping
 
 import httpx
 
@@ -306,8 +306,10 @@ class WebexProvider:
         # Not there: the PUT is a full replace with the same content, so sending it again cannot assign twice.
         return None
 
-    async def release(self, number: str, person_id: str) -> Step:
-        """Take ``number`` off the person (it goes back to the organisation's available numbers)."""
+    async def release(self, number: str, ref: Mapping[str, Any]) -> Step:
+        """Take ``number`` off the person ``ref["person_id"]`` it was assigned to (it goes back to the
+        organisation's available numbers)."""
+        person_id = ref["person_id"]
         person = await self._get_person(person_id)
         entries = person.get("phoneNumbers") or []
         kept = [e for e in entries if not _same_number(e.get("value"), number)]
