@@ -40,6 +40,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Mapping, Protocol, runtime_checkable
 
+from bot.domain.kinds import Change
 from bot.domain.offers import OfferDraft, SearchQuery
 from bot.domain.requests import NumberRequest
 from bot.domain.steps import Job, Requester, Step
@@ -91,9 +92,6 @@ class Directory(Protocol):
 
 
 class Notifier(Protocol):
-    async def notify(self, request: NumberRequest, what: str, *, actor: str | None = None, text: str | None = None) -> None:
-        """Tell people that ``request`` changed. ``what`` names the change
-        (created, approval, approved, denied, cancelled, expired, reapproval,
-        numbers_changed, fulfilled, failed, provider_pending, needs_attention,
-        reminder)."""
+    async def notify(self, request: NumberRequest, what: Change, *, actor: str | None = None, text: str | None = None) -> None:
+        """Tell people that ``request`` changed; ``what`` names the change."""
         ...

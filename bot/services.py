@@ -38,6 +38,7 @@ from bot.domain.errors import (
     UsageError,
 )
 from bot.domain.display import e164
+from bot.domain.kinds import Change, Kind
 from bot.domain.offers import Offer, SearchQuery
 from bot.domain.requests import HeldNumber, NumberRequest
 from bot.domain.policy import Policy
@@ -231,16 +232,16 @@ class HoldKeeping:
                 expect_state=State.PENDING,
                 changes={"hold_expires_at": until},
                 event=(WORKER_ACTOR, "hold_extended", f"{request.provider} hold extended to {until.isoformat()}", {}),
-                notify=Notice("hold_extended"),
+                notify=Notice(Change.HOLD_EXTENDED),
             )
             if moved is not None:
                 extended.append(moved)
-                await self.tell(moved, "hold_extended")  # type: ignore[attr-defined]
+                await self.tell(moved, Change.HOLD_EXTENDED)  # type: ignore[attr-defined]
         return extended
 
     async def let_hold_go(self, request: NumberRequest) -> None:
         provider = self.providers.get(request.provider)
-        if provider is None or request.kind == "release":
+        if provider is None or request.kind == Kind.RELEASE:
             return
         try:
             note = await abandon_hold(provider, request.ref)
@@ -285,7 +286,7 @@ class NumbersService(HoldKeeping):
         if self._kick is not None:
             self._kick()
 
-    async def tell(self, request: NumberRequest, what: str, *, actor: str | None = None, text: str | None = None) -> None:
+    async def tell(self, request: NumberRequest, what: Change, *, actor: str | None = None, text: str | None = None) -> None:
         """After a commit that wrote its notice to the outbox: deliver the request's waiting
         notices now when this process delivers (the server); otherwise (the CLI) show it
         here and leave the outbox to the running server. Never raises: a notification
@@ -406,14 +407,14 @@ class NumbersService(HoldKeeping):
                 f"The justification is {len(justification)} characters; keep it under {MAX_JUSTIFICATION}."
             )
         now = self.clock()
-        if offer.kind == "purchase":
+        if offer.kind == Kind.PURCHASE:
             # An ACS offer is a hold on exactly these numbers; the quantity is the hold's.
             if quantity not in (None, offer.quantity):
                 raise UsageError(f"This offer holds exactly {offer.quantity} number(s); search again for another quantity.")
             quantity = offer.quantity
         quantity = quantity or offer.quantity
         rules.check_quantity(quantity, self.policy, offer.max_quantity)
-        if email is None and offer.kind == "assign":
+        if email is None and offer.kind == Kind.ASSIGN:
             # Only a Webex assignment needs it (the person is found by e-mail): no Slack lookup for the others.
             email = await self.directory.email(user)
         provider = self.provider(offer.provider)
@@ -441,16 +442,16 @@ class NumbersService(HoldKeeping):
             actor=user,
             message=f"requested {quantity} {offer.provider} number(s) from offer {offer.id}",
             data={"offer": offer.id, "quantity": quantity, "justification": justification},
-            notify=Notice("created", user),
+            notify=Notice(Change.CREATED, user),
         )
         request = await self._maybe_auto_approve(request)
-        await self.tell(request, "created", actor=user)
+        await self.tell(request, Change.CREATED, actor=user)
         if request.state == State.APPROVED:
             self.kick()
         return request
 
     async def _maybe_auto_approve(self, request: NumberRequest) -> NumberRequest:
-        if request.kind == "release" or not rules.auto_approves(request.monthly_total, self.policy):
+        if request.kind == Kind.RELEASE or not rules.auto_approves(request.monthly_total, self.policy):
             return request
         try:
             return await self._auto_approve(request)
@@ -481,7 +482,7 @@ class NumbersService(HoldKeeping):
         ``Store.committed_this_month``), so two approvals of different requests
         cannot both pass a check made before either was written. The approved row
         is already counted here; raising rolls the approval back."""
-        if self.policy.monthly_budget is None or request.kind == "release":
+        if self.policy.monthly_budget is None or request.kind == Kind.RELEASE:
             return None
         monthly = request.monthly_total
 
@@ -523,7 +524,7 @@ class NumbersService(HoldKeeping):
         exc = Conflict(f"Request #{request.id} expired before this {action}; ask the requester to request again.")
         await self._refused(request.id, user, action, exc)
         if moved is not None:
-            await self.tell(moved, "expired")
+            await self.tell(moved, Change.EXPIRED)
             await self.let_hold_go(moved)
         raise exc
 
@@ -554,11 +555,11 @@ class NumbersService(HoldKeeping):
                 expect_state=State.PENDING,
                 changes={"approvals": outcome.approvals},
                 event=(user, "approval", f"approval {len(outcome.approvals)} of {required}", {}),
-                notify=Notice("approval", user),
+                notify=Notice(Change.APPROVAL, user),
             )
             if moved is None:
                 return await self._lost_race(request.id, user)
-            await self.tell(moved, "approval", actor=user)
+            await self.tell(moved, Change.APPROVAL, actor=user)
             return ApproveResult(moved, False, len(outcome.approvals), required)
         try:
             moved = await self.store.transition(
@@ -570,14 +571,14 @@ class NumbersService(HoldKeeping):
                 message=f"approved ({len(outcome.approvals)} of {required})",
                 changes={"approvals": outcome.approvals, "decided_by": user, "decided_at": self.clock()},
                 also=self._budget_guard(request),
-                notify=Notice("approved", user),
+                notify=Notice(Change.APPROVED, user),
             )
         except NotAllowed as exc:  # over budget, counted with every approval committed before this one
             await self._refused(request.id, user, "approve", exc)
             raise
         if moved is None:
             return await self._lost_race(request.id, user)
-        await self.tell(moved, "approved", actor=user)
+        await self.tell(moved, Change.APPROVED, actor=user)
         self.kick()
         return ApproveResult(moved, True, len(outcome.approvals), required)
 
@@ -611,14 +612,14 @@ class NumbersService(HoldKeeping):
             message=f"denied: {reason.strip()}",
             data={"reason": reason.strip()},
             changes={"decided_by": user, "decided_at": self.clock(), "outcome": reason.strip()},
-            notify=Notice("denied", user, reason.strip()),
+            notify=Notice(Change.DENIED, user, reason.strip()),
         )
         if moved is None:
             current = await self.get(request.id)
             lost = Conflict(f"Request #{request.id} is already {current.state.value}.")
             await self._refused(request.id, user, "deny", lost)
             raise lost
-        await self.tell(moved, "denied", actor=user, text=reason.strip())
+        await self.tell(moved, Change.DENIED, actor=user, text=reason.strip())
         await self.let_hold_go(moved)
         return moved
 
@@ -649,11 +650,11 @@ class NumbersService(HoldKeeping):
             actor=user,
             kind="cancelled",
             message="cancelled by the requester",
-            notify=Notice("cancelled", user),
+            notify=Notice(Change.CANCELLED, user),
         )
         if moved is None:
             raise Conflict(f"Request #{request.id} is already {(await self.get(request.id)).state.value}.")
-        await self.tell(moved, "cancelled", actor=user)
+        await self.tell(moved, Change.CANCELLED, actor=user)
         await self.let_hold_go(moved)
         return moved
 
@@ -768,7 +769,7 @@ class NumbersService(HoldKeeping):
         offer = Offer(
             id=new_offer_id(),
             provider=held.provider,
-            kind="release",
+            kind=Kind.RELEASE,
             numbers=[wanted],
             unit_monthly_cost=held.unit_monthly_cost,
             currency=held.currency,
@@ -789,7 +790,7 @@ class NumbersService(HoldKeeping):
             {
                 "offer_id": offer.id,
                 "provider": held.provider,
-                "kind": "release",
+                "kind": Kind.RELEASE,
                 "state": State.PENDING.value,
                 "requester": user,
                 "requester_email": None,
@@ -806,9 +807,9 @@ class NumbersService(HoldKeeping):
             actor=user,
             message=f"requested the release of {wanted} ({held.provider})",
             data={"number": wanted, "justification": reason},
-            notify=Notice("created", user),
+            notify=Notice(Change.CREATED, user),
         )
-        await self.tell(request, "created", actor=user)
+        await self.tell(request, Change.CREATED, actor=user)
         return request
 
     # --- time-driven --------------------------------------------------------
@@ -819,7 +820,7 @@ class NumbersService(HoldKeeping):
             moved = await self._expire(request)
             if moved is not None:
                 expired.append(moved)
-                await self.tell(moved, "expired")
+                await self.tell(moved, Change.EXPIRED)
                 await self.let_hold_go(moved)
         return expired
 
@@ -831,7 +832,7 @@ class NumbersService(HoldKeeping):
             actor=WORKER_ACTOR,
             kind="expired",
             message="expired: no decision within NUMBERS_REQUEST_TTL",
-            notify=Notice("expired"),
+            notify=Notice(Change.EXPIRED),
         )
 
     async def remind_due(self) -> list[NumberRequest]:
@@ -845,11 +846,11 @@ class NumbersService(HoldKeeping):
                 expect_state=State.PENDING,
                 changes={"reminded_at": self.clock()},
                 event=(WORKER_ACTOR, "reminded", "approvers reminded", {}),
-                notify=Notice("reminder"),
+                notify=Notice(Change.REMINDER),
             )
             if moved is not None:
                 reminded.append(moved)
-                await self.tell(moved, "reminder")
+                await self.tell(moved, Change.REMINDER)
         return reminded
 
 

@@ -37,6 +37,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Awaitable, Callable, TypeVar
 
 from bot.domain.display import both
+from bot.domain.kinds import Change, Kind, Phase
 from bot.domain.errors import HoldExpired, NumbersError, OutcomeUnknown, ProviderError, ProviderUnavailable, StoreBusy
 from bot.domain.offers import Offer
 from bot.domain.requests import NumberRequest, Operation
@@ -265,7 +266,7 @@ class Worker:
         request: NumberRequest | None = await self.service.get(request_id)
         if request is None or request.state != State.APPROVED:
             return
-        if request.kind == "purchase" and request.hold_expires_at and request.hold_expires_at <= self.clock():
+        if request.kind == Kind.PURCHASE and request.hold_expires_at and request.hold_expires_at <= self.clock():
             request = await self.rehold(request)
             if request is None:
                 return
@@ -281,11 +282,11 @@ class Worker:
             operation={
                 "provider": request.provider,
                 "kind": request.kind,
-                "phase": "intent",
+                "phase": Phase.INTENT,
                 "lease_owner": token,
                 "lease_until": self.clock() + timedelta(seconds=self.lease_seconds),
             },
-            notify=Notice("fulfilling"),
+            notify=Notice(Change.FULFILLING),
         )
         if moved is None:
             return  # another process started it
@@ -299,7 +300,7 @@ class Worker:
             self._busy.discard(("op", op.id))
 
     async def _tell_then_drive(self, moved: NumberRequest, op: Operation, token: str) -> None:
-        await self.service.tell(moved, "fulfilling")
+        await self.service.tell(moved, Change.FULFILLING)
         await self._drive(op, token)
 
     async def rehold(self, request: NumberRequest) -> NumberRequest | None:
@@ -327,10 +328,10 @@ class Worker:
                 kind="failed",
                 message=f"{gone.lower()} and the search again failed: {exc}",
                 changes={"outcome": f"{gone} and searching again failed: {exc}"},
-                notify=Notice("failed", text=str(exc)),
+                notify=Notice(Change.FAILED, text=str(exc)),
             )
             if moved:
-                await svc.tell(moved, "failed", text=str(exc))
+                await svc.tell(moved, Change.FAILED, text=str(exc))
             return None
         now = self.clock()
         fresh = [
@@ -374,10 +375,10 @@ class Worker:
                     "outcome": note,
                 },
                 event=(WORKER_ACTOR, "rehold", note, {"old": request.numbers, "new": new.numbers, "offer": new.id}),
-                notify=Notice("numbers_changed", text=note) if changed else None,
+                notify=Notice(Change.NUMBERS_CHANGED, text=note) if changed else None,
             )
             if moved is not None and changed:
-                await svc.tell(moved, "numbers_changed", text=note)
+                await svc.tell(moved, Change.NUMBERS_CHANGED, text=note)
             return moved
         best = fresh[0] if fresh else None
         if best is None:
@@ -411,10 +412,10 @@ class Worker:
             kind="reapproval",
             message=reason,
             changes=changes,
-            notify=Notice("reapproval", text=reason),
+            notify=Notice(Change.REAPPROVAL, text=reason),
         )
         if moved is not None:
-            await svc.tell(moved, "reapproval", text=reason)
+            await svc.tell(moved, Change.REAPPROVAL, text=reason)
         return None
 
     # --- driving an operation ---------------------------------------------
@@ -449,14 +450,14 @@ class Worker:
         request = await self.service.get(op.request_id)
         if request.state != State.FULFILLING:
             # The request already reached its outcome (another process finished it).
-            await self.store.update_operation(op.id, token, phase="done", lease_owner=None, lease_until=None)
+            await self.store.update_operation(op.id, token, phase=Phase.DONE, lease_owner=None, lease_until=None)
             return
         provider = self.service.provider(op.provider)
         job = self.job(request)
         # From here on, the provider may have acted unless this drive is about to send for the first time.
-        may_have_acted = op.phase != "intent" or op.last_status in ("submitting", "unknown")
+        may_have_acted = op.phase != Phase.INTENT or op.last_status in ("submitting", "unknown")
         try:
-            if op.phase != "intent":
+            if op.phase != Phase.INTENT:
                 step: Step | None = await provider.poll(job, op.ref)
             elif op.last_status in ("submitting", "unknown"):
                 # We, or a process that died, may have sent it: ask before sending again.
@@ -600,7 +601,7 @@ class Worker:
                 lambda: self.store.update_operation(
                     op.id,
                     token,
-                    phase="polling",
+                    phase=Phase.POLLING,
                     ref=step.ref,
                     last_status="in progress",
                     attempts=0,
@@ -632,13 +633,13 @@ class Worker:
         note = step.note
         distinct = list(dict.fromkeys(step.numbers))
         shown = ", ".join(both(n) for n in distinct)
-        if request.kind == "release":
+        if request.kind == Kind.RELEASE:
             number_id = request.ref["number_id"]
             also: Callable[[Any], None] = lambda store: store.mark_released(number_id, request.id)  # noqa: E731
         else:
             also = lambda store: store.record_numbers(request, distinct)  # noqa: E731
         data = {"numbers": step.numbers, "failed_numbers": step.failed_numbers}
-        over = request.kind != "release" and (len(distinct) > request.quantity or len(distinct) < len(step.numbers))
+        over = request.kind != Kind.RELEASE and (len(distinct) > request.quantity or len(distinct) < len(step.numbers))
         if over:
             why = (
                 f"{request.provider} delivered {len(step.numbers)} number(s) for {request.quantity} approved"
@@ -654,7 +655,7 @@ class Worker:
             op,
             request,
             State.FULFILLED,
-            f"{_verb(request.kind)} {shown}" + (f" — {note}" if note else ""),
+            f"{request.kind.past} {shown}" + (f" — {note}" if note else ""),
             text=note,
             # A partial rent costs only what was rented.
             changes={"numbers": distinct, "quantity": len(distinct) or request.quantity},
@@ -690,11 +691,11 @@ class Worker:
                 changes={"outcome": text, **(changes or {})},
                 finish_operation=op.id,
                 also=also,
-                notify=Notice(state.value, text=text),
+                notify=Notice(Change(state.value), text=text),
             )
         )
         if moved is not None:
-            await self.service.tell(moved, state.value, text=text)
+            await self.service.tell(moved, Change(state.value), text=text)
 
     async def _record(self, write: Callable[[], Awaitable[T]]) -> T:
         """Write what a provider said, trying again while the store cannot take it (locked, disk
@@ -712,7 +713,7 @@ class Worker:
 
 async def send(provider: Provider, job: Job) -> Step:
     """The one call that spends (or, for a release, stops spending)."""
-    if job.kind == "release":
+    if job.kind == Kind.RELEASE:
         # The release request's ref carries the held number's provider ref (Webex: its person).
         return await provider.release(job.numbers[0], job.ref)
     return await provider.submit(job)
@@ -724,7 +725,7 @@ async def recover(provider: Provider, job: Job) -> Step | None:
     Releases are safe to send again: every adapter answers a release of a
     number the account no longer has as done (nothing is spent twice).
     """
-    if job.kind == "release":
+    if job.kind == Kind.RELEASE:
         return None
     return await provider.recover(job)
 
@@ -734,10 +735,6 @@ def _why_searching_again(provider: str) -> str:
     if provider == "twilio":
         return "A number was bought by someone else before the purchase (Twilio holds none)"
     return "The hold expired"
-
-
-def _verb(kind: str) -> str:
-    return {"purchase": "purchased", "rent": "rented", "assign": "assigned", "release": "released"}.get(kind, kind)
 
 
 def _describe(step: Step) -> str:

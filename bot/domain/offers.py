@@ -12,6 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from bot.domain.kinds import Kind
 from bot.domain.values import dec, parse_ts, ts
 
 __all__ = ["NUMBER_TYPES", "SearchQuery", "OfferDraft", "Offer"]
@@ -68,7 +69,7 @@ class OfferDraft:
     """
 
     provider: str
-    kind: str
+    kind: Kind
     numbers: list[str]
     unit_monthly_cost: Decimal | None
     currency: str = "USD"
@@ -88,7 +89,7 @@ class Offer:
 
     id: str
     provider: str
-    kind: str  # purchase | rent | assign
+    kind: Kind  # purchase | rent | assign
     numbers: list[str]
     unit_monthly_cost: Decimal | None
     currency: str
@@ -174,7 +175,7 @@ class Offer:
         return cls(
             id=row["id"],
             provider=row["provider"],
-            kind=row["kind"],
+            kind=Kind(row["kind"]),
             numbers=json.loads(row["numbers"]),
             unit_monthly_cost=dec(row["unit_monthly_cost"]),
             currency=row["currency"],

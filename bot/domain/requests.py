@@ -12,6 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from bot.domain.kinds import Kind, Phase
 from bot.domain.states import State
 from bot.domain.values import dec, parse_ts, ts
 
@@ -59,7 +60,7 @@ class NumberRequest:
     id: int
     offer_id: str
     provider: str
-    kind: str  # purchase | rent | assign
+    kind: Kind
     state: State
     requester: str
     requester_email: str | None
@@ -102,7 +103,7 @@ class NumberRequest:
             id=row["id"],
             offer_id=row["offer_id"],
             provider=row["provider"],
-            kind=row["kind"],
+            kind=Kind(row["kind"]),
             state=State(row["state"]),
             requester=row["requester"],
             requester_email=row["requester_email"],
@@ -168,8 +169,8 @@ class Operation:
     id: int
     request_id: int
     provider: str
-    kind: str
-    phase: str
+    kind: Kind
+    phase: Phase
     ref: dict[str, Any]
     next_poll_at: datetime
     attempts: int
@@ -185,8 +186,8 @@ class Operation:
             id=row["id"],
             request_id=row["request_id"],
             provider=row["provider"],
-            kind=row["kind"],
-            phase=row["phase"],
+            kind=Kind(row["kind"]),
+            phase=Phase(row["phase"]),
             ref=json.loads(row["ref"] or "{}"),
             next_poll_at=parse_ts(row["next_poll_at"]),  # type: ignore[arg-type]
             attempts=row["attempts"],
@@ -205,7 +206,7 @@ class HeldNumber:
     id: int
     number: str
     provider: str
-    kind: str  # how it came: purchase | rent | assign
+    kind: Kind  # how it came: purchase | rent | assign
     request_id: int
     requester: str
     justification: str
@@ -224,7 +225,7 @@ class HeldNumber:
             id=row["id"],
             number=row["number"],
             provider=row["provider"],
-            kind=row["kind"],
+            kind=Kind(row["kind"]),
             request_id=row["request_id"],
             requester=row["requester"],
             justification=row["justification"],

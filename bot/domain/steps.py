@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.domain.kinds import Kind
+
 __all__ = [
     "Requester",
     "Job",
@@ -36,7 +38,7 @@ class Job:
 
     request_id: int
     provider: str
-    kind: str  # purchase | rent | assign | release
+    kind: Kind
     ref: dict[str, Any]  # offer ref merged with what prepare() returned
     quantity: int
     numbers: list[str]
@@ -47,7 +49,7 @@ class Job:
 def submit_audit_data(job: Job) -> dict[str, Any]:
     """What the audit event of a submit records beyond the text: an agreement the submit gives,
     and who gave it (the approvers; approving such a request is agreeing)."""
-    if job.kind == "purchase" and (job.ref or {}).get("agree_to_not_resell") is True:
+    if job.kind == Kind.PURCHASE and (job.ref or {}).get("agree_to_not_resell") is True:
         return {"agreed_to_not_resell": True, "agreed_by": list(job.approved_by)}
     return {}
 

@@ -53,6 +53,7 @@ from bot.domain.errors import (
     ProviderUnavailable,
     UsageError,
 )
+from bot.domain.kinds import Kind
 from bot.domain.offers import OfferDraft, SearchQuery
 from bot.domain.steps import Done, Failed, InProgress, Job, Requester, Step
 from bot.providers.base import BoundedClient, Sleep, parse_retry_after, send_read
@@ -554,7 +555,7 @@ class AcsProvider:
         return [
             OfferDraft(
                 provider=PROVIDER,
-                kind="purchase",
+                kind=Kind.PURCHASE,
                 numbers=numbers,
                 unit_monthly_cost=unit_cost,
                 currency=currency,

@@ -40,6 +40,7 @@ from bot.domain.errors import (
     ProviderUnavailable,
     UsageError,
 )
+from bot.domain.kinds import Kind
 from bot.domain.offers import NUMBER_TYPES, OfferDraft, SearchQuery
 from bot.domain.steps import Done, Failed, Job, ProviderPending, Requester, Step
 from bot.providers.base import BoundedClient, Sleep, parse_retry_after, send_read
@@ -203,7 +204,7 @@ class PlivoProvider:
             return None
         return OfferDraft(
             provider=self.name,
-            kind="rent",
+            kind=Kind.RENT,
             numbers=[],
             unit_monthly_cost=_money(g.get("rental_rate")),
             unit_setup_cost=_money(g.get("setup_rate")),

@@ -48,6 +48,7 @@ from bot.domain.errors import (
     ProviderError,
     ProviderUnavailable,
 )
+from bot.domain.kinds import Kind
 from bot.domain.offers import OfferDraft, SearchQuery
 from bot.domain.steps import Done, Failed, Job, Requester, Step
 from bot.providers.base import BoundedClient, Sleep, parse_retry_after
@@ -550,7 +551,7 @@ def _offer(item: dict[str, Any], *, location_id: str | None, location_name: str 
     location = item.get("location") or {}
     return OfferDraft(
         provider="webex",
-        kind="assign",
+        kind=Kind.ASSIGN,
         numbers=[number],
         unit_monthly_cost=Decimal("0"),  # the organisation already owns it
         currency="USD",

@@ -34,6 +34,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
 from bot.domain.errors import DeliveryDeferred
+from bot.domain.kinds import Change
 from bot.domain.offers import Offer
 from bot.domain.requests import NumberRequest
 from bot.domain.states import TERMINAL
@@ -119,7 +120,7 @@ class SlackNotifier:
 
     # --- the port -----------------------------------------------------------
 
-    async def notify(self, request: NumberRequest, what: str, *, actor: str | None = None, text: str | None = None) -> None:
+    async def notify(self, request: NumberRequest, what: Change, *, actor: str | None = None, text: str | None = None) -> None:
         """Deliver one notification now, without an outbox row (nothing kept if Slack refuses)."""
         item = OutboxItem(id=0, request=request, what=what, actor=actor, text=text)
         try:
