@@ -37,6 +37,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Awaitable, Callable, TypeVar
 
 from bot.domain.display import both
+from bot.domain.holds import GoAhead, after_search_again, why_searching_again
 from bot.domain.kinds import Change, Kind, Phase
 from bot.domain.errors import HoldExpired, NumbersError, OutcomeUnknown, ProviderError, ProviderUnavailable, StoreBusy
 from bot.domain.offers import Offer
@@ -311,7 +312,7 @@ class Worker:
         ``pending`` with the new offer for a fresh approval.
         """
         svc = self.service
-        gone = _why_searching_again(request.provider)
+        gone = why_searching_again(request.provider)
         offer = await svc.offer(request.offer_id)
         provider = svc.provider(request.provider)
         try:
@@ -337,13 +338,6 @@ class Worker:
         fresh = [
             Offer.from_draft(new_offer_id(), d, offer.query, WORKER_ACTOR, now) for d in drafts if d.quantity >= 1
         ]
-        approved_unit = request.unit_monthly_cost
-        good = [
-            o
-            for o in fresh
-            if o.quantity == request.quantity
-            and (approved_unit is None or (o.unit_monthly_cost is not None and o.unit_monthly_cost <= approved_unit))
-        ]
         if fresh:
             await self.store.save_offers(
                 fresh,
@@ -351,18 +345,9 @@ class Worker:
                 message=f"searched again for request #{request.id}: {gone.lower()}",
                 data={"request": request.id, "offers": [o.id for o in fresh]},
             )
-        if good:
-            new = good[0]
-            changed = sorted(set(new.numbers) ^ set(request.numbers))
-            note = (
-                f"{gone}; searched again and got the same numbers."
-                if not changed
-                else f"{gone}; searched again. Numbers now: "
-                + ", ".join(both(n) for n in new.numbers)
-                + " (was "
-                + ", ".join(both(n) for n in request.numbers)
-                + ")."
-            )
+        decision = after_search_again(request, fresh)
+        if isinstance(decision, GoAhead):
+            new, note = decision.offer, decision.note
             moved = await self.store.update_request(
                 request.id,
                 expect_state=State.APPROVED,
@@ -375,35 +360,26 @@ class Worker:
                     "outcome": note,
                 },
                 event=(WORKER_ACTOR, "rehold", note, {"old": request.numbers, "new": new.numbers, "offer": new.id}),
-                notify=Notice(Change.NUMBERS_CHANGED, text=note) if changed else None,
+                notify=Notice(Change.NUMBERS_CHANGED, text=note) if decision.changed else None,
             )
-            if moved is not None and changed:
+            if moved is not None and decision.changed:
                 await svc.tell(moved, Change.NUMBERS_CHANGED, text=note)
             return moved
-        best = fresh[0] if fresh else None
-        if best is None:
-            reason = f"{gone} and searching again found no numbers; the request needs a new approval once numbers are found."
-            changes: dict[str, Any] = {"outcome": reason, "approvals": [], "decided_by": None, "decided_at": None}
-        else:
-            reason = (
-                f"{gone} and the new search found {best.quantity} number(s) at "
-                f"{best.unit_monthly_cost if best.unit_monthly_cost is not None else 'unknown cost'} {best.currency}/month each "
-                f"(approved: {request.quantity} at {approved_unit}); it needs a fresh approval."
+        best, reason = decision.offer, decision.reason
+        changes: dict[str, Any] = {"outcome": reason, "approvals": [], "decided_by": None, "decided_at": None}
+        if best is not None:
+            changes.update(
+                {
+                    "offer_id": best.id,
+                    "numbers": best.numbers,
+                    "quantity": best.quantity,
+                    "ref": {**request.ref, **best.ref},
+                    "hold_expires_at": best.expires_at,
+                    "unit_monthly_cost": best.unit_monthly_cost,
+                    "unit_setup_cost": best.unit_setup_cost,
+                    "expires_at": now + timedelta(seconds=svc.request_ttl),
+                }
             )
-            changes = {
-                "offer_id": best.id,
-                "numbers": best.numbers,
-                "quantity": best.quantity,
-                "ref": {**request.ref, **best.ref},
-                "hold_expires_at": best.expires_at,
-                "unit_monthly_cost": best.unit_monthly_cost,
-                "unit_setup_cost": best.unit_setup_cost,
-                "approvals": [],
-                "decided_by": None,
-                "decided_at": None,
-                "outcome": reason,
-                "expires_at": now + timedelta(seconds=svc.request_ttl),
-            }
         moved = await self.store.transition(
             request.id,
             State.APPROVED,
@@ -521,7 +497,7 @@ class Worker:
                 actor=WORKER_ACTOR,
                 kind="hold_expired",
                 message=(
-                    f"{_why_searching_again(request.provider).lower()}; searching again ({exc.message})"
+                    f"{why_searching_again(request.provider).lower()}; searching again ({exc.message})"
                     if request.provider == "twilio"
                     else f"the hold ran out before the purchase was taken; searching again ({exc.message})"
                 ),
@@ -728,13 +704,6 @@ async def recover(provider: Provider, job: Job) -> Step | None:
     if job.kind == Kind.RELEASE:
         return None
     return await provider.recover(job)
-
-
-def _why_searching_again(provider: str) -> str:
-    """The card's words for why the numbers may change: Twilio has no hold to expire."""
-    if provider == "twilio":
-        return "A number was bought by someone else before the purchase (Twilio holds none)"
-    return "The hold expired"
 
 
 def _describe(step: Step) -> str:
