@@ -140,9 +140,3 @@ class BoundedClient(httpx.AsyncClient):
     async def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:  # type: ignore[override]
         async with self._slots:
             return await super().send(request, **kwargs)
-
-
-def transport_error(provider: str, request: httpx.Request, exc: Exception) -> ProviderError:
-    """A readable error for a transport failure, naming no secret."""
-    what = "timed out" if isinstance(exc, httpx.TimeoutException) else "could not be reached"
-    return ProviderUnavailable(provider, f"{request.method} {request.url.path} {what}")
