@@ -14,6 +14,7 @@ from typing import Callable
 from bot.domain import policy as rules
 from bot.domain.errors import Conflict, NotAllowed, NotFound, OfferTaken, UsageError
 from bot.domain.kinds import Change, Kind
+from bot.domain.offers import Offer
 from bot.domain.requests import NumberRequest
 from bot.domain.states import DESCRIBED, State
 from bot.domain.steps import Requester
@@ -44,31 +45,9 @@ class Deciding(Housekeeping):
         email: str | None = None,
     ) -> NumberRequest:
         offer = await self.offer(offer_id)
-        if offer.searched_by != user:
-            exc = NotAllowed(
-                f"Offer {offer.id} came from someone else's search; only they can request it. "
-                "Run the search yourself to get an offer of your own."
-            )
-            await self._refused(None, user, "request", exc)
-            raise exc
-        taken = await self.store.live_request_for(offer.id)
-        if taken is not None:
-            # Before prepare(): a second request must not reserve or look anything up for a held offer.
-            raise OfferTaken(taken)
-        if not justification or not justification.strip():
-            raise UsageError("A justification is required: say what the numbers are for.")
-        if len(justification) > MAX_JUSTIFICATION:
-            raise UsageError(
-                f"The justification is {len(justification)} characters; keep it under {MAX_JUSTIFICATION}."
-            )
+        await self._check_requestable(offer, user, justification)
         now = self.clock()
-        if offer.kind == Kind.PURCHASE:
-            # An ACS offer is a hold on exactly these numbers; the quantity is the hold's.
-            if quantity not in (None, offer.quantity):
-                raise UsageError(f"This offer holds exactly {offer.quantity} number(s); search again for another quantity.")
-            quantity = offer.quantity
-        quantity = quantity or offer.quantity
-        rules.check_quantity(quantity, self.policy, offer.max_quantity)
+        quantity = self._quantity(offer, quantity)
         if email is None and offer.kind == Kind.ASSIGN:
             # Only a Webex assignment needs it (the person is found by e-mail): no Slack lookup for the others.
             email = await self.directory.email(user)
@@ -104,6 +83,37 @@ class Deciding(Housekeeping):
         if request.state == State.APPROVED:
             self.kick()
         return request
+
+    async def _check_requestable(self, offer: Offer, user: str, justification: str) -> None:
+        """Refuse a request of someone else's offer, of an offer already requested, or without a
+        justification a person can read."""
+        if offer.searched_by != user:
+            exc = NotAllowed(
+                f"Offer {offer.id} came from someone else's search; only they can request it. "
+                "Run the search yourself to get an offer of your own."
+            )
+            await self._refused(None, user, "request", exc)
+            raise exc
+        taken = await self.store.live_request_for(offer.id)
+        if taken is not None:
+            # Before prepare(): a second request must not reserve or look anything up for a held offer.
+            raise OfferTaken(taken)
+        if not justification or not justification.strip():
+            raise UsageError("A justification is required: say what the numbers are for.")
+        if len(justification) > MAX_JUSTIFICATION:
+            raise UsageError(
+                f"The justification is {len(justification)} characters; keep it under {MAX_JUSTIFICATION}."
+            )
+
+    def _quantity(self, offer: Offer, asked: int | None) -> int:
+        if offer.kind == Kind.PURCHASE:
+            # An ACS offer is a hold on exactly these numbers; the quantity is the hold's.
+            if asked not in (None, offer.quantity):
+                raise UsageError(f"This offer holds exactly {offer.quantity} number(s); search again for another quantity.")
+            asked = offer.quantity
+        quantity = asked or offer.quantity
+        rules.check_quantity(quantity, self.policy, offer.max_quantity)
+        return quantity
 
     async def _maybe_auto_approve(self, request: NumberRequest) -> NumberRequest:
         if request.kind == Kind.RELEASE or not rules.auto_approves(request.monthly_total, self.policy):

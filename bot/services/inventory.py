@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -124,29 +124,8 @@ class Inventory(ServiceCore):
         if open_id is not None:
             raise Conflict(f"Releasing {wanted} is already requested: request #{open_id}.")
         now = self.clock()
-        ref: dict[str, Any] = {"number_id": held.id}
-        if "person_id" in held.ref:
-            ref["person_id"] = held.ref["person_id"]
-        region = phonenumbers.region_code_for_number(phonenumbers.parse(wanted)) or "US"
-        offer = Offer(
-            id=new_offer_id(),
-            provider=held.provider,
-            kind=Kind.RELEASE,
-            numbers=[wanted],
-            unit_monthly_cost=held.unit_monthly_cost,
-            currency=held.currency,
-            unit_setup_cost=None,
-            quantity=1,
-            max_quantity=1,
-            sms=False,
-            voice=False,
-            expires_at=None,
-            ref=ref,
-            details={"acquired_by": held.requester, "acquired_at": held.acquired_at.isoformat(), "request": held.request_id},
-            query=SearchQuery(country=region),
-            searched_by=user,
-            created_at=now,
-        )
+        offer = release_offer(held, wanted, user, now)
+        ref = offer.ref
         await self.store.save_offers([offer], actor=user, message=f"asked to release {wanted}", data={"number": wanted})
         request = await self.store.create_request(
             {
@@ -173,3 +152,31 @@ class Inventory(ServiceCore):
         )
         await self.tell(request, Change.CREATED, actor=user)
         return request
+
+
+def release_offer(held: HeldNumber, number: str, user: str, now: datetime) -> Offer:
+    """The offer a release request is made from: the held number, its cost, and the held number's
+    provider ref the release needs (its inventory id; Webex: the person it is assigned to)."""
+    ref: dict[str, Any] = {"number_id": held.id}
+    if "person_id" in held.ref:
+        ref["person_id"] = held.ref["person_id"]
+    region = phonenumbers.region_code_for_number(phonenumbers.parse(number)) or "US"
+    return Offer(
+        id=new_offer_id(),
+        provider=held.provider,
+        kind=Kind.RELEASE,
+        numbers=[number],
+        unit_monthly_cost=held.unit_monthly_cost,
+        currency=held.currency,
+        unit_setup_cost=None,
+        quantity=1,
+        max_quantity=1,
+        sms=False,
+        voice=False,
+        expires_at=None,
+        ref=ref,
+        details={"acquired_by": held.requester, "acquired_at": held.acquired_at.isoformat(), "request": held.request_id},
+        query=SearchQuery(country=region),
+        searched_by=user,
+        created_at=now,
+    )
