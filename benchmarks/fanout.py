@@ -44,7 +44,7 @@ import _common as C  # noqa: E402
 
 import httpx  # noqa: E402
 
-from bot.providers.base import SearchQuery  # noqa: E402
+from bot.domain.offers import SearchQuery  # noqa: E402
 from bot.sandbox import SandboxServices  # noqa: E402
 from stub_slack import StubSlack  # noqa: E402
 

@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
 
 from bot.config import load_settings  # noqa: E402
-from bot.providers.base import SearchQuery  # noqa: E402
+from bot.domain.offers import SearchQuery  # noqa: E402
 from bot.sandbox import SandboxServices  # noqa: E402
 from bot.services import StaticDirectory  # noqa: E402
 

@@ -40,7 +40,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
 
-from bot.providers.base import SearchQuery  # noqa: E402
+from bot.domain.offers import SearchQuery  # noqa: E402
 from bot.sandbox import SandboxServices  # noqa: E402
 from bot.sandbox.common import Response  # noqa: E402
 from bot.services import StaticDirectory  # noqa: E402

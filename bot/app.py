@@ -17,9 +17,9 @@ import httpx
 from bot.config import Settings
 from bot.domain.errors import ConfigError
 from bot.delivery import OutboxSender
-from bot.providers.base import Provider
 from bot.sandbox import SandboxServices
-from bot.services import Directory, Notifier, NumbersService, StaticDirectory
+from bot.ports import Directory, Notifier, Provider
+from bot.services import NumbersService, StaticDirectory
 from bot.store.check import open_store
 from bot.store.db import Store, utcnow
 from bot.worker import Worker

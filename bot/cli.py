@@ -24,7 +24,9 @@ from bot.config import SANDBOX_NOTICE, Settings, load_settings
 from bot.domain.commands import parse_request_id, parse_search, reason_problem
 from bot.domain.display import both, until
 from bot.domain.errors import ConfigError, NotAllowed, NumbersError, UsageError
-from bot.domain.models import NumberRequest, Offer
+from bot.domain.kinds import Change, Kind
+from bot.domain.offers import Offer
+from bot.domain.requests import NumberRequest
 from bot.domain.policy import money
 from bot.domain.states import State
 from bot.logs import configure_logging
@@ -62,7 +64,7 @@ class TerminalNotifier:
         line = f"request #{request.id}: {what.replace('_', ' ')}"
         if actor:
             line += f" by {actor}"
-        if what == "fulfilled":
+        if what == Change.FULFILLED:
             line += " — " + ", ".join(both(n) for n in request.numbers)
         if text:
             line += f" — {text}"
@@ -78,9 +80,9 @@ def offer_line(offer: Offer) -> str:
     if offer.numbers:
         parts.append(", ".join(both(n) for n in offer.numbers))
     d = offer.details
-    if offer.kind == "rent":
+    if offer.kind == Kind.RENT:
         parts.append(f"{d.get('region') or d.get('country', '')} prefix {d.get('prefix', '?')} — {offer.max_quantity} in stock")
-    if offer.kind == "assign" and d.get("location_name"):
+    if offer.kind == Kind.ASSIGN and d.get("location_name"):
         parts.append(f"at {d['location_name']} ({d.get('state', '')})")
     caps = "/".join(c for c, on in (("voice", offer.voice), ("sms", offer.sms)) if on) or "no capabilities listed"
     parts.append(caps)
@@ -88,7 +90,7 @@ def offer_line(offer: Offer) -> str:
         parts.append("see Twilio pricing")  # no price from its Pricing API: never shown as $0
     else:
         parts.append(f"{cost}/month each")
-    if offer.kind == "purchase" and offer.provider == "twilio":
+    if offer.kind == Kind.PURCHASE and offer.provider == "twilio":
         parts.append("not reserved")
     if offer.unit_setup_cost:
         parts.append(f"setup {money(offer.unit_setup_cost, offer.currency)}")

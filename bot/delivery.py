@@ -25,6 +25,7 @@ from datetime import datetime
 from typing import Any, Callable
 
 from bot.domain.errors import DeliveryDeferred
+from bot.domain.kinds import Change
 from bot.store import outbox
 from bot.store.db import drive_identity
 from bot.store.outbox import OutboxItem
@@ -95,7 +96,7 @@ class OutboxSender:
             if item.next_at is not None and item.next_at > now:
                 return False  # still backing off: what comes after it waits too
             later_card = any(wants_card(later.what) for later in items[index + 1 :])
-            if later_card and item.what != "created":
+            if later_card and item.what != Change.CREATED:
                 item.done.add("card")  # a later notification shows the newer card
             try:
                 await self._send(item)
@@ -140,6 +141,6 @@ class OutboxSender:
         return len(await self.store.run(lambda s: outbox.pending_for(s, request_id)))
 
 
-def wants_card(what: str) -> bool:
+def wants_card(what: Change) -> bool:
     """Whether a notification changes the card (a reminder only adds a thread note)."""
-    return what != "reminder"
+    return what != Change.REMINDER

@@ -8,7 +8,7 @@ import json
 import time
 import tracemalloc
 
-from bot.domain.models import ts
+from bot.domain.values import ts
 from tests.slack_harness import APPROVER, slack_bot  # noqa: F401  (fixture)
 
 EVENTS = 50_000

@@ -7,7 +7,7 @@ from hypothesis import given, settings, strategies as st
 
 from bot.domain.commands import USAGE, Command, parse
 from bot.domain.errors import UsageError
-from bot.providers.base import SearchQuery
+from bot.domain.offers import SearchQuery
 
 
 @pytest.mark.parametrize(

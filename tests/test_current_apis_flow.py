@@ -8,7 +8,7 @@ import json
 import pytest
 
 from bot.domain.states import State
-from bot.providers.base import SearchQuery
+from bot.domain.offers import SearchQuery
 from bot.slack.blocks import NOT_RESELL_LINE, card_message, decision_buttons, offer_text
 from tests.conftest import APPROVER, APPROVER2, REQUESTER
 

@@ -16,7 +16,7 @@ from decimal import Decimal
 
 import pytest
 
-from bot import worker as worker_module
+from bot.services import fulfilling as fulfilling_module
 from bot.domain.errors import (
     Conflict,
     DirectoryUnavailable,
@@ -30,7 +30,8 @@ from bot.domain.errors import (
 )
 from bot.domain.policy import Policy
 from bot.domain.states import State
-from bot.providers.base import Done, Failed, SearchQuery
+from bot.domain.offers import SearchQuery
+from bot.domain.steps import Done, Failed
 from bot.services import NumbersService, StaticDirectory
 from bot.store.db import Store, drive_identity
 from bot.store.threaded import ThreadedStore
@@ -246,7 +247,7 @@ async def test_poll_errors_after_an_accepted_purchase_are_retried_not_failed(env
 
 
 async def test_a_provider_that_cannot_be_read_hands_the_request_to_a_person_never_failed(env, monkeypatch):
-    monkeypatch.setattr(worker_module, "MAX_POLL_FAILURES", 4)
+    monkeypatch.setattr(fulfilling_module, "MAX_POLL_FAILURES", 4)
     e = env()
     e.provider.submit_answers = [in_progress()]
     e.provider.poll_answers = [ProviderAuthError("fake", "forbidden", status=403) for _ in range(10)]
@@ -275,12 +276,12 @@ async def test_a_provider_that_keeps_saying_it_never_got_it_is_sent_at_most_max_
     request = await e.approved()
     done = await e.worker.drain(request.id, timeout=20)
     assert done.state == State.NEEDS_ATTENTION
-    assert e.provider.calls["submit"] == worker_module.MAX_SUBMITS
+    assert e.provider.calls["submit"] == fulfilling_module.MAX_SUBMITS
     assert "never received" in done.outcome
 
 
 async def test_a_provider_that_keeps_refusing_before_acting_fails_after_max_refused(env, monkeypatch):
-    monkeypatch.setattr(worker_module, "MAX_REFUSED", 3)
+    monkeypatch.setattr(fulfilling_module, "MAX_REFUSED", 3)
     e = env()
     e.provider.submit_answers = [ProviderUnavailable("fake", "429 throttled", retry_after=0) for _ in range(10)]
     request = await e.approved()
@@ -446,7 +447,7 @@ async def test_an_answer_is_recorded_even_when_the_store_fails_the_first_writes(
         return await real(*args, **kw)
 
     e.service.store.transition = flaky  # type: ignore[method-assign]
-    e.worker.record_delays = (0.001,) * 5
+    e.worker.fulfilment.record_delays = (0.001,) * 5
     done = await e.worker.drain(request.id, timeout=20)
     assert done.state == State.FULFILLED and e.provider.calls["submit"] == 1
     assert [n.number for n in e.store.held_numbers()] == done.numbers

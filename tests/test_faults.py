@@ -17,7 +17,7 @@ import uvicorn
 
 from bot.domain.display import e164
 from bot.domain.states import State
-from bot.providers.base import SearchQuery
+from bot.domain.offers import SearchQuery
 from bot.sandbox import SandboxServices, combined_app
 from bot.sandbox.acs import SANDBOX_ACS_ACCESS_KEY
 from bot.sandbox.common import Clock

@@ -10,7 +10,7 @@ import pytest
 
 from bot.domain.errors import Conflict, NotAllowed, NotFound, UsageError
 from bot.domain.states import State
-from bot.providers.base import SearchQuery
+from bot.domain.offers import SearchQuery
 from bot.store.db import Store
 from tests.conftest import APPROVER, APPROVER2, OUTSIDER, REQUESTER, make_env
 

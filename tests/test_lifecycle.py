@@ -8,7 +8,7 @@ import pytest
 
 from bot.domain.errors import Conflict, NotAllowed, NotFound, UsageError
 from bot.domain.states import State
-from bot.providers.base import SearchQuery
+from bot.domain.offers import SearchQuery
 from bot.sandbox import SandboxServices
 from bot.sandbox.common import Clock
 from bot.store.db import Store

@@ -9,7 +9,7 @@ from bot.app import build
 from bot.delivery import MAX_BACKOFF, OutboxSender
 from bot.domain.errors import DeliveryDeferred
 from bot.domain.states import State
-from bot.providers.base import SearchQuery
+from bot.domain.offers import SearchQuery
 from bot.services import StaticDirectory
 from bot.store import outbox
 from tests.conftest import APPROVER, EMAILS, REQUESTER, RecordingNotifier, make_env

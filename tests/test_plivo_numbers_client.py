@@ -6,7 +6,8 @@ import httpx
 import pytest
 
 from bot.domain.errors import OutcomeUnknown, ProviderError, UsageError
-from bot.providers.base import Done, Failed, Job, OfferDraft, ProviderPending, Requester, SearchQuery
+from bot.domain.offers import OfferDraft, SearchQuery
+from bot.domain.steps import Done, Failed, Job, ProviderPending, Requester
 from bot.providers.plivo import PlivoProvider
 from bot.providers.plivo_numbers import PlivoNumbersProvider, plivo_provider
 

@@ -9,7 +9,7 @@ import pytest
 
 from bot.domain import policy as rules
 from bot.domain.errors import Conflict, NotAllowed, UsageError
-from bot.domain.models import NumberRequest
+from bot.domain.requests import NumberRequest
 from bot.domain.policy import Policy
 from bot.domain.states import State
 

@@ -20,7 +20,8 @@ import pytest
 
 from bot.domain.errors import ProviderError
 from bot.providers.acs import AcsProvider
-from bot.providers.base import Done, Job, Requester, SearchQuery
+from bot.domain.offers import SearchQuery
+from bot.domain.steps import Done, Job, Requester
 from bot.providers.plivo_numbers import PlivoNumbersProvider
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"

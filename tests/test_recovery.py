@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from bot.domain.states import State
-from bot.providers.base import InProgress, SearchQuery
+from bot.domain.offers import SearchQuery
+from bot.domain.steps import InProgress
 from bot.sandbox import SandboxServices
 from bot.sandbox.common import Clock
 from bot.store.db import Store

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from bot.domain.states import State
-from bot.providers.base import SearchQuery
+from bot.domain.offers import SearchQuery
 from bot.sandbox import SandboxServices
 from bot.sandbox.common import Clock
 from tests.conftest import APPROVER, REQUESTER, make_env

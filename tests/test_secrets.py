@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 from bot.domain.errors import NumbersError
 from bot.logs import REDACTED, RedactSecrets
-from bot.providers.base import SearchQuery
+from bot.domain.offers import SearchQuery
 from tests.conftest import APPROVER, REQUESTER
 from tests.test_faults import SECRETS, SEARCH_PATH, SPEND, served  # noqa: F401  (fixture)
 

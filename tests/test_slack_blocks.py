@@ -11,9 +11,9 @@ import pytest
 
 from bot.config import load_settings
 from bot.domain.errors import NotAllowed, UsageError
-from bot.domain.models import Event, NumberRequest, Offer
+from bot.domain.offers import Offer, SearchQuery
+from bot.domain.requests import Event, NumberRequest
 from bot.domain.states import State
-from bot.providers.base import SearchQuery
 from bot.services import SearchResult
 from bot.slack import blocks, ids
 from bot.slack.blocks import MAX_MESSAGE_BLOCKS, MAX_VIEW_BLOCKS, as_text, card_message

@@ -243,7 +243,7 @@ def test_approve_on_a_spending_request_asks_to_confirm_the_cost():
     from datetime import datetime, timezone
     from decimal import Decimal
 
-    from bot.domain.models import NumberRequest
+    from bot.domain.requests import NumberRequest
     from bot.domain.states import State
     from bot.slack.blocks import decision_buttons
 

@@ -6,7 +6,7 @@ import asyncio
 import threading
 
 from bot.domain.states import State
-from bot.providers.base import SearchQuery
+from bot.domain.offers import SearchQuery
 from bot.store.db import Store
 from tests.conftest import APPROVER, REQUESTER
 

@@ -13,7 +13,7 @@ import pytest
 
 from bot.domain.errors import ProviderAuthError
 from bot.domain.states import State
-from bot.providers.base import SearchQuery
+from bot.domain.offers import SearchQuery
 from bot.providers.telnyx import TelnyxProvider, customer_reference
 from bot.sandbox.telnyx import HOLD_MINUTES, SANDBOX_TELNYX_API_URL, create_telnyx_sandbox
 from bot.services import HOLD_EXTEND_MARGIN
@@ -181,7 +181,7 @@ async def test_release_deletes_and_a_number_already_gone_counts_as_released(bot)
     done = await bot.settle(release.id)
     assert done.state == State.FULFILLED, done.outcome
     assert bot.sandbox.telnyx.owned_numbers() == [offer.numbers[1]]
-    again = await bot.c.providers["telnyx"].release(offer.numbers[0])
+    again = await bot.c.providers["telnyx"].release(offer.numbers[0], {})
     assert again.numbers == [offer.numbers[0]] and "no longer lists" in (again.note or "")
 
 
@@ -202,7 +202,7 @@ async def test_a_hold_that_could_not_be_extended_is_found_out_at_purchase(bot):
 
 async def test_a_resend_refused_because_our_own_order_took_the_numbers_follows_that_order():
     """The first order's answer was lost and a resend raced it: "no longer available" is our own order."""
-    from bot.providers.base import InProgress, Job, Requester
+    from bot.domain.steps import InProgress, Job, Requester
     from bot.sandbox.telnyx import SANDBOX_TELNYX_API_KEY
 
     app = create_telnyx_sandbox()

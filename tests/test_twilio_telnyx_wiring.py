@@ -94,7 +94,7 @@ def test_the_search_form_offers_them(settings_env):
 
 
 async def test_a_search_without_via_asks_them_too_and_says_their_failures_apart(bot):
-    from bot.providers.base import SearchQuery
+    from bot.domain.offers import SearchQuery
     from tests.conftest import REQUESTER
 
     bot.sandbox.telnyx.faults.add("status", path=r"/v2/available_phone_numbers$", status=401, times=1,
@@ -109,7 +109,7 @@ async def test_a_search_without_via_asks_them_too_and_says_their_failures_apart(
 
 
 async def test_hold_hooks_do_nothing_for_providers_without_them(bot):
-    from bot.providers.base import abandon_hold, extend_hold, extends_holds
+    from bot.ports import abandon_hold, extend_hold, extends_holds
 
     for name in ("acs", "plivo", "webex", "twilio"):
         provider = bot.c.providers[name]

@@ -19,7 +19,8 @@ from bot.domain.errors import (
     ProviderError,
     ProviderUnavailable,
 )
-from bot.providers.base import Done, Job, Requester, SearchQuery
+from bot.domain.offers import SearchQuery
+from bot.domain.steps import Done, Job, Requester
 from bot.providers.webex import WebexProvider
 
 TOKEN = "NmQ3ZjUxYjQtc2VjcmV0LXdlYmV4LXRva2Vu_PF84_test"

@@ -8,7 +8,8 @@ import httpx
 import pytest
 
 from bot.domain.errors import NotAllowed, NotFound, OutcomeUnknown, ProviderAuthError, ProviderError
-from bot.providers.base import Done, Failed, Job, OfferDraft, Requester, SearchQuery
+from bot.domain.offers import OfferDraft, SearchQuery
+from bot.domain.steps import Done, Failed, Job, Requester
 from bot.providers.webex import WebexProvider
 from bot.sandbox.common import SandboxState
 from bot.sandbox.webex import (
@@ -336,14 +337,14 @@ async def test_release_gives_the_number_back_to_the_organisation(webex, app):
     job = await approved_job(webex, "+14085550113", "alice@example.com")
     await webex.submit(job)
     person_id = job.ref["person_id"]
-    assert await webex.release("+14085550113", person_id) == Done(["+14085550113"])
+    assert await webex.release("+14085550113", {"person_id": person_id}) == Done(["+14085550113"])
     alice = stored_person(app, "alice@example.com")
     assert (
         alice["phoneNumbers"] == [{"type": "mobile", "value": "+14085559001"}]
         and alice["extension"] == "1001"
     )
     assert "+14085550113" in await listed(webex, LOCATION_SAN_JOSE)
-    again = await webex.release("+14085550113", person_id)
+    again = await webex.release("+14085550113", {"person_id": person_id})
     assert again.numbers == ["+14085550113"] and "no longer had" in (again.note or "")
     assert app.count("PUT", PEOPLE_PUT) == 2
 

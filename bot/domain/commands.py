@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import phonenumbers
 
 from bot.domain.errors import UsageError
-from bot.providers.base import NUMBER_TYPES, SearchQuery
+from bot.domain.offers import NUMBER_TYPES, SearchQuery
 
 SEARCH_PROVIDERS = ("acs", "plivo", "twilio", "telnyx")
 MAX_TEXT = 500

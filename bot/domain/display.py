@@ -9,7 +9,7 @@ import phonenumbers
 
 from bot.domain.policy import money
 
-__all__ = ["e164", "international", "national", "both", "money", "until", "mrkdwn_escape"]
+__all__ = ["e164", "national", "both", "money", "until", "mrkdwn_escape"]
 
 
 def e164(number: str) -> str:
@@ -29,13 +29,6 @@ def _parsed(number: str) -> phonenumbers.PhoneNumber | None:
         return phonenumbers.parse(e164(number), None)
     except phonenumbers.NumberParseException:
         return None
-
-
-def international(number: str) -> str:
-    p = _parsed(number)
-    if p is None:
-        return number
-    return phonenumbers.format_number(p, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
 
 
 def national(number: str) -> str:

@@ -90,8 +90,6 @@ class DeliveryDeferred(NumbersError):
 class ProviderError(NumbersError):
     """The provider refused or failed. ``message`` is the provider's own words when it gave any."""
 
-    retryable = False
-
     def __init__(
         self,
         provider: str,
@@ -128,7 +126,7 @@ class HoldExpired(ProviderError):
 
 
 class ProviderUnavailable(ProviderError):
-    retryable = True
+    pass
 
 
 class OutcomeUnknown(ProviderError):

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from bot.domain.errors import Conflict, NotAllowed, UsageError
-from bot.domain.models import NumberRequest
+from bot.domain.kinds import Kind
+from bot.domain.requests import NumberRequest
 from bot.domain.states import DESCRIBED, State
 
 
@@ -115,7 +116,7 @@ def approve(
         )
     approvals = [*request.approvals, user]
     complete = len(approvals) >= policy.required_approvals
-    if complete and request.kind != "release":  # giving numbers back never costs more
+    if complete and request.kind != Kind.RELEASE:  # giving numbers back never costs more
         check_budget(request.monthly_total, committed_this_month, policy, request.currency)
     return ApprovalOutcome(approvals=approvals, complete=complete)
 

@@ -40,7 +40,7 @@ import time
 import urllib.parse
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
-from typing import Any, Callable, Generator
+from typing import Any, Callable, Generator, Mapping
 
 import httpx
 
@@ -53,20 +53,10 @@ from bot.domain.errors import (
     ProviderUnavailable,
     UsageError,
 )
-from bot.providers.base import (
-    BoundedClient,
-    Done,
-    Failed,
-    InProgress,
-    Job,
-    OfferDraft,
-    Requester,
-    SearchQuery,
-    Sleep,
-    Step,
-    parse_retry_after,
-    send_read,
-)
+from bot.domain.kinds import Kind
+from bot.domain.offers import OfferDraft, SearchQuery
+from bot.domain.steps import Done, Failed, InProgress, Job, Requester, Step
+from bot.providers.base import BoundedClient, Sleep, parse_retry_after, send_read
 
 log = logging.getLogger(__name__)
 
@@ -565,7 +555,7 @@ class AcsProvider:
         return [
             OfferDraft(
                 provider=PROVIDER,
-                kind="purchase",
+                kind=Kind.PURCHASE,
                 numbers=numbers,
                 unit_monthly_cost=unit_cost,
                 currency=currency,
@@ -712,7 +702,7 @@ class AcsProvider:
 
     # --- release, listing, doctor ---------------------------------------------------------
 
-    async def release(self, number: str) -> Step:
+    async def release(self, number: str, ref: Mapping[str, Any]) -> Step:
         """Give a purchased number back. Not retried: on doubt, raise OutcomeUnknown."""
         if not re.fullmatch(r"\+\d{6,15}", number or ""):
             raise UsageError(f"{number!r} is not an E.164 phone number such as +18332272459")

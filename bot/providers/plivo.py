@@ -29,7 +29,7 @@ import json
 import re
 import urllib.parse
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Mapping
 
 import httpx
 
@@ -40,21 +40,10 @@ from bot.domain.errors import (
     ProviderUnavailable,
     UsageError,
 )
-from bot.providers.base import (
-    BoundedClient,
-    NUMBER_TYPES,
-    Done,
-    Failed,
-    Job,
-    OfferDraft,
-    ProviderPending,
-    Requester,
-    SearchQuery,
-    Sleep,
-    Step,
-    parse_retry_after,
-    send_read,
-)
+from bot.domain.kinds import Kind
+from bot.domain.offers import NUMBER_TYPES, OfferDraft, SearchQuery
+from bot.domain.steps import Done, Failed, Job, ProviderPending, Requester, Step
+from bot.providers.base import BoundedClient, Sleep, parse_retry_after, send_read
 
 PLIVO_API_URL = "https://api.plivo.com"
 MAX_PAGE = 20  # Plivo refuses a larger ``limit``
@@ -215,7 +204,7 @@ class PlivoProvider:
             return None
         return OfferDraft(
             provider=self.name,
-            kind="rent",
+            kind=Kind.RENT,
             numbers=[],
             unit_monthly_cost=_money(g.get("rental_rate")),
             unit_setup_cost=_money(g.get("setup_rate")),
@@ -333,7 +322,7 @@ class PlivoProvider:
         # rent apart from any other: nobody can say whether the rent went through.
         raise OutcomeUnknown(self.name, f"Plivo cannot say whether the rent was carried out; {CHECK_CONSOLE}")
 
-    async def release(self, number: str) -> Step:
+    async def release(self, number: str, ref: Mapping[str, Any]) -> Step:
         """Give a rented number back to Plivo (``DELETE Number/{number}/``). Sent once."""
         digits = re.sub(r"\D", "", number or "")
         if not digits:

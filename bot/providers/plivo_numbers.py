@@ -27,17 +27,10 @@ import re
 from typing import Any
 
 from bot.domain.errors import OutcomeUnknown, ProviderError, UsageError
-from bot.providers.base import (
-    Done,
-    Failed,
-    Job,
-    OfferDraft,
-    ProviderPending,
-    Requester,
-    SearchQuery,
-    Step,
-    send_read,
-)
+from bot.domain.kinds import Kind
+from bot.domain.offers import OfferDraft, SearchQuery
+from bot.domain.steps import Done, Failed, Job, ProviderPending, Requester, Step
+from bot.providers.base import send_read
 from bot.providers.plivo import CHECK_CONSOLE, MAX_PAGE, PlivoProvider, _e164, _loads, _money, _rate_text
 
 _SEARCH = "PhoneNumber/"
@@ -114,7 +107,7 @@ class PlivoNumbersProvider(PlivoProvider):
             ref["restriction_text"] = self._scrub(restriction_text or restriction or "")
         return OfferDraft(
             provider=self.name,
-            kind="purchase",
+            kind=Kind.PURCHASE,
             numbers=[e164],
             unit_monthly_cost=_money(o.get("monthly_rental_rate")),
             unit_setup_cost=_money(o.get("setup_rate")),

@@ -9,7 +9,8 @@ from typing import Any
 import httpx
 
 from bot.domain.errors import ProviderError
-from bot.providers.base import OfferDraft, SearchQuery
+from bot.domain.kinds import Kind
+from bot.domain.offers import OfferDraft, SearchQuery
 
 __all__ = [
     "MAX_OFFERS",
@@ -86,7 +87,7 @@ def offers_from(items: list[dict[str, Any]], query: SearchQuery) -> list[OfferDr
         offers.append(
             OfferDraft(
                 provider=PROVIDER,
-                kind="purchase",
+                kind=Kind.PURCHASE,
                 numbers=[c["phone_number"] for c in chunk],
                 unit_monthly_cost=None if None in monthly else max(monthly),  # type: ignore[type-var]
                 unit_setup_cost=None if None in upfront else max(upfront),  # type: ignore[type-var]

@@ -27,7 +27,7 @@ import logging
 import re
 import time
 from decimal import Decimal
-from typing import Any, Generator
+from typing import Any, Generator, Mapping
 
 import httpx
 
@@ -40,19 +40,9 @@ from bot.domain.errors import (
     UsageError,
 )
 from bot.providers.twilio_answers import MAX_OFFERS, PRICE_UNKNOWN, error_parts, offers_from, price_from
-from bot.providers.base import (
-    provider_error,
-    BoundedClient,
-    Done,
-    Failed,
-    Job,
-    OfferDraft,
-    Requester,
-    SearchQuery,
-    Sleep,
-    Step,
-    send_read,
-)
+from bot.domain.offers import OfferDraft, SearchQuery
+from bot.domain.steps import Done, Failed, Job, Requester, Step
+from bot.providers.base import provider_error, BoundedClient, Sleep, send_read
 
 __all__ = ["TwilioAuth", "TwilioProvider", "friendly_name", "DEFAULT_API_URL", "PRICE_UNKNOWN"]
 
@@ -349,7 +339,7 @@ class TwilioProvider:
 
     # --- release, listing, doctor -------------------------------------------------------
 
-    async def release(self, number: str) -> Step:
+    async def release(self, number: str, ref: Mapping[str, Any]) -> Step:
         """``DELETE IncomingPhoneNumbers/{PNsid}.json``; a number already gone counts as released."""
         if not re.fullmatch(r"\+\d{6,15}", number or ""):
             raise UsageError(f"{number!r} is not an E.164 phone number such as +14155550100")

@@ -7,7 +7,8 @@ from typing import Any
 
 import httpx
 
-from bot.providers.base import OfferDraft, SearchQuery
+from bot.domain.kinds import Kind
+from bot.domain.offers import OfferDraft, SearchQuery
 
 __all__ = ["PRICE_UNKNOWN", "MAX_OFFERS", "error_parts", "price_from", "offers_from"]
 
@@ -77,7 +78,7 @@ def offers_from(items: list[dict[str, Any]], query: SearchQuery, price: tuple[De
         offers.append(
             OfferDraft(
                 provider=PROVIDER,
-                kind="purchase",
+                kind=Kind.PURCHASE,
                 numbers=[c["phone_number"] for c in chunk],
                 unit_monthly_cost=price[0] if price else None,
                 currency=price[1] if price else "USD",

@@ -36,7 +36,7 @@ import logging
 import urllib.parse
 import uuid
 from decimal import Decimal
-from typing import Any
+from typing import Any, Mapping
 
 import httpx
 
@@ -48,18 +48,10 @@ from bot.domain.errors import (
     ProviderError,
     ProviderUnavailable,
 )
-from bot.providers.base import (
-    BoundedClient,
-    Done,
-    Failed,
-    Job,
-    OfferDraft,
-    Requester,
-    SearchQuery,
-    Sleep,
-    Step,
-    parse_retry_after,
-)
+from bot.domain.kinds import Kind
+from bot.domain.offers import OfferDraft, SearchQuery
+from bot.domain.steps import Done, Failed, Job, Requester, Step
+from bot.providers.base import BoundedClient, Sleep, parse_retry_after
 
 log = logging.getLogger(__name__)
 
@@ -315,8 +307,10 @@ class WebexProvider:
         # Not there: the PUT is a full replace with the same content, so sending it again cannot assign twice.
         return None
 
-    async def release(self, number: str, person_id: str) -> Step:
-        """Take ``number`` off the person (it goes back to the organisation's available numbers)."""
+    async def release(self, number: str, ref: Mapping[str, Any]) -> Step:
+        """Take ``number`` off the person ``ref["person_id"]`` it was assigned to (it goes back to the
+        organisation's available numbers)."""
+        person_id = ref["person_id"]
         person = await self._get_person(person_id)
         entries = person.get("phoneNumbers") or []
         kept = [e for e in entries if not _same_number(e.get("value"), number)]
@@ -557,7 +551,7 @@ def _offer(item: dict[str, Any], *, location_id: str | None, location_name: str 
     location = item.get("location") or {}
     return OfferDraft(
         provider="webex",
-        kind="assign",
+        kind=Kind.ASSIGN,
         numbers=[number],
         unit_monthly_cost=Decimal("0"),  # the organisation already owns it
         currency="USD",

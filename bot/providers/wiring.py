@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from bot.config import Settings
-from bot.providers.base import Provider
+from bot.ports import Provider
 
 __all__ = ["twilio_and_telnyx"]
 

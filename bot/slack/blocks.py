@@ -44,10 +44,11 @@ from slack_sdk.models.views import View
 from bot.config import SANDBOX_NOTICE, Settings
 from bot.domain.commands import NUMBER_TYPE_LABELS, SEARCH_PROVIDERS, USAGE
 from bot.domain.display import both, mrkdwn_escape, total_text, until
-from bot.domain.models import Event, HeldNumber, NumberRequest, Offer
+from bot.domain.kinds import Change, Kind
+from bot.domain.offers import Offer, SearchQuery
+from bot.domain.requests import Event, HeldNumber, NumberRequest
 from bot.domain.policy import money
 from bot.domain.states import DESCRIBED, State
-from bot.providers.base import SearchQuery
 from bot.services import MAX_JUSTIFICATION, POLICY_ACTOR, CostSummary, SearchResult
 from bot.slack import ids
 
@@ -65,8 +66,8 @@ BLOCK_TEXT_BUDGET = 11000
 PROVIDER_NAMES = {"acs": "ACS", "plivo": "Plivo", "webex": "Webex Calling", "twilio": "Twilio", "telnyx": "Telnyx"}
 # Twilio's search holds nothing: said on offers and cards so nobody counts on the number staying free.
 NOT_RESERVED = "not reserved — Twilio holds no numbers; if one is taken meanwhile, the bot buys an equivalent at no more than the approved cost, or asks again"
-DOING = {"purchase": "buying", "rent": "renting", "assign": "assigning", "release": "releasing"}
-DONE = {"purchase": "Purchased", "rent": "Rented", "assign": "Assigned", "release": "Released"}
+DOING = {Kind.PURCHASE: "buying", Kind.RENT: "renting", Kind.ASSIGN: "assigning", Kind.RELEASE: "releasing"}
+DONE = {Kind.PURCHASE: "Purchased", Kind.RENT: "Rented", Kind.ASSIGN: "Assigned", Kind.RELEASE: "Released"}
 
 _SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
 _ESCAPED_MENTION = re.compile(r"&lt;@([UW][A-Z0-9]{2,})&gt;")
@@ -243,7 +244,7 @@ def approve_question(request: NumberRequest) -> str:
     """What Approve will do, as the confirm dialog asks it ("Buy 2 numbers at ACS for $4.00/month?")."""
     count = f"{request.quantity} number{'s' if request.quantity != 1 else ''}"
     where = provider_name(request.provider)
-    if request.kind == "release":
+    if request.kind == Kind.RELEASE:
         numbers = ", ".join(request.numbers) or count
         saves = request.monthly_total
         tail = f"; it saves {money(saves, request.currency)}/month" if saves is not None else ""
@@ -253,7 +254,7 @@ def approve_question(request: NumberRequest) -> str:
     setup = request.setup_total
     if setup:
         cost += f" plus {money(setup, request.currency)} setup"
-    verb = "Assign" if request.kind == "assign" else ("Rent" if request.kind == "rent" else "Buy")
+    verb = "Assign" if request.kind == Kind.ASSIGN else ("Rent" if request.kind == Kind.RENT else "Buy")
     return f"{verb} {count} at {where}{cost}?"
 
 
@@ -261,7 +262,7 @@ def approve_confirm(request: NumberRequest, extra: Sequence[str] = ()) -> Confir
     """Slack's confirm dialog on Approve; ``extra`` sentences are added (a provider's own terms)."""
     text = " ".join([approve_question(request), *extra])
     return ConfirmObject(
-        title=PlainTextObject(text="Approve and spend?" if request.kind != "release" else "Approve the release?"),
+        title=PlainTextObject(text="Approve and spend?" if request.kind != Kind.RELEASE else "Approve the release?"),
         text=PlainTextObject(text=clip(text, 300)),
         confirm=PlainTextObject(text="Approve"),
         deny=PlainTextObject(text="Not yet"),
@@ -270,13 +271,13 @@ def approve_confirm(request: NumberRequest, extra: Sequence[str] = ()) -> Confir
 
 def spends(request: NumberRequest) -> bool:
     """Approve starts a paid purchase or rent, or a release: both get the confirm dialog."""
-    return request.kind == "release" or bool(request.monthly_total) or bool(request.setup_total)
+    return request.kind == Kind.RELEASE or bool(request.monthly_total) or bool(request.setup_total)
 
 
 def not_resell_confirm(request: NumberRequest) -> ConfirmObject | None:
     """The Approve button's confirm dialog for an ACS purchase that needs the do-not-resell agreement:
     what approving spends, and that it agrees, for the organisation, not to resell."""
-    if request.kind != "purchase" or not needs_not_resell_agreement(request.ref):
+    if request.kind != Kind.PURCHASE or not needs_not_resell_agreement(request.ref):
         return None
     text = (
         f"{approve_question(request)} Approving request #{request.id} agrees, for the organisation, not to "
@@ -338,7 +339,7 @@ def offer_text(offer: Offer, *, now: datetime | None = None) -> str:
     kind = NUMBER_TYPE_LABELS.get(offer.query.number_type, offer.query.number_type)
     head = [f"*{provider_name(offer.provider)}*"]
     lines: list[str] = []
-    if offer.kind == "purchase":
+    if offer.kind == Kind.PURCHASE:
         head += [f"{offer.query.country} {kind}", plural(offer.quantity, "number"), capabilities(offer.sms, offer.voice)]
         lines.append(numbers_list(offer.numbers))
         lines.append(cost_text(offer.unit_monthly_cost, offer.quantity, offer.unit_setup_cost, offer.currency, offer.provider))
@@ -351,7 +352,7 @@ def offer_text(offer: Offer, *, now: datetime | None = None) -> str:
         if d.get("region") and offer.provider == "plivo":
             lines.insert(0, mrkdwn_escape(str(d["region"])))
         lines += conditions_lines(offer.provider, offer.ref)
-    elif offer.kind == "rent":
+    elif offer.kind == Kind.RENT:
         head.append(f"{d.get('country') or offer.query.country} {kind}")
         if d.get("prefix"):
             head.append(f"prefix {mrkdwn_escape(str(d['prefix']))}")
@@ -464,9 +465,9 @@ def offers_message(result: SearchResult, settings: Settings, *, now: datetime | 
 
 
 def what_text(request: NumberRequest) -> str:
-    if request.kind == "release":
+    if request.kind == Kind.RELEASE:
         return f"release of {', '.join(request.numbers) or plural(request.quantity, 'number')} at {provider_name(request.provider)}"
-    noun = "number" if request.kind != "assign" else "Webex number"
+    noun = "number" if request.kind != Kind.ASSIGN else "Webex number"
     return f"{plural(request.quantity, noun)} from {provider_name(request.provider)}"
 
 
@@ -498,9 +499,9 @@ def status_text(request: NumberRequest, settings: Settings) -> str:
             shown += f" and {len(request.numbers) - 10} more"
         cost = total_text(request.unit_monthly_cost, request.quantity, request.currency)
         done = DONE.get(request.kind, "Done")
-        if request.kind == "release":
+        if request.kind == Kind.RELEASE:
             return f":tada: *{done}* {shown} (saves {cost})"
-        if request.kind == "assign":
+        if request.kind == Kind.ASSIGN:
             return f":tada: *{done}* {shown} to {who(request.requester)} ({cost})"
         return f":tada: *{done}* {shown} ({cost})"
     if state == State.DENIED:
@@ -524,7 +525,7 @@ def status_text(request: NumberRequest, settings: Settings) -> str:
 def _offer_detail(request: NumberRequest, offer: Offer | None) -> str:
     if request.numbers:
         return numbers_list(request.numbers)
-    if offer is not None and offer.kind == "rent":
+    if offer is not None and offer.kind == Kind.RENT:
         d = offer.details
         bits = [f"{plural(request.quantity, 'number')} from the group"]
         if d.get("prefix"):
@@ -545,7 +546,7 @@ def request_sections(
         kind = " " + NUMBER_TYPE_LABELS.get(offer.query.number_type, "")
     if request.unit_monthly_cost is None:
         cost = "see Twilio pricing" if request.provider == "twilio" else f"not quoted by {provider_name(request.provider)}"
-    elif request.kind == "release":
+    elif request.kind == Kind.RELEASE:
         cost = f"saves *{money(request.monthly_total, request.currency)}/month*"
     elif request.quantity > 1:
         cost = (
@@ -564,13 +565,13 @@ def request_sections(
     ]
     if request.hold_expires_at is not None and request.state in (State.PENDING, State.APPROVED):
         fields.append(md(f"*Hold*\n{hold_text(request.hold_expires_at, now)}"))
-    elif request.provider == "twilio" and request.kind == "purchase" and request.state in (State.PENDING, State.APPROVED):
+    elif request.provider == "twilio" and request.kind == Kind.PURCHASE and request.state in (State.PENDING, State.APPROVED):
         fields.append(md(clip(f"*Hold*\n{NOT_RESERVED}", FIELD_TEXT_MAX)))
     blocks: list[Block] = [
         SectionBlock(fields=fields, block_id=f"about:{request.id}"),
         section("*Justification*\n" + quote(request.justification, SECTION_TEXT_MAX - 40)),
     ]
-    conditions = conditions_lines(request.provider, request.ref) if request.kind == "purchase" else []
+    conditions = conditions_lines(request.provider, request.ref) if request.kind == Kind.PURCHASE else []
     if conditions:
         blocks.append(section("\n".join(conditions), block_id=f"conditions:{request.id}"))
     return blocks
@@ -724,7 +725,7 @@ def dm_message(
     """
     rid = f"request #{request.id} ({what_text(request)}, {total_text(request.unit_monthly_cost, request.quantity, request.currency)})"
     extra = mrkdwn_escape(text) if text else ""
-    if what == "created":
+    if what == Change.CREATED:
         if request.state == State.PENDING:
             body = f":incoming_envelope: Your {rid} is waiting for approval"
             if channel:
@@ -736,38 +737,38 @@ def dm_message(
             body = f":white_check_mark: Your {rid} was approved by policy (below {money(settings.auto_approve_below)}/month); {DOING.get(request.kind, 'working on it')} now."
         else:
             body = f"Your {rid} is {DESCRIBED[request.state]}."
-    elif what == "approved":
+    elif what == Change.APPROVED:
         body = f":white_check_mark: Your {rid} was approved by {who(actor or request.decided_by)}; {DOING.get(request.kind, 'working on it')} now. I'll tell you when it is done."
-    elif what == "denied":
+    elif what == Change.DENIED:
         body = f":no_entry: Your {rid} was denied by {who(actor or request.decided_by)}: {extra or mrkdwn_escape(request.outcome or '')}"
-    elif what == "fulfilled":
+    elif what == Change.FULFILLED:
         body = f":tada: Your {rid} is done. {status_text(request, settings).split(' ', 1)[1]}"
         if extra:
             body += f"\n{extra}"
-    elif what == "failed":
+    elif what == Change.FAILED:
         body = f":x: Your {rid} failed: {extra or mrkdwn_escape(request.outcome or '')}"
-    elif what == "expired":
+    elif what == Change.EXPIRED:
         body = (
             f":hourglass_flowing_sand: Your {rid} expired: nobody decided within "
             f"{human_duration(settings.request_ttl)}. Search again if you still need numbers."
         )
-    elif what == "provider_pending":
+    elif what == Change.PROVIDER_PENDING:
         body = (
             f":hourglass_flowing_sand: Your {rid} was ordered; {provider_name(request.provider)} is following up "
             f"before the numbers are yours: {extra or mrkdwn_escape(request.outcome or '')}"
         )
-    elif what == "needs_attention":
+    elif what == Change.NEEDS_ATTENTION:
         body = (
             f":warning: Your {rid} needs a person to check it at {provider_name(request.provider)}: "
             f"{extra or mrkdwn_escape(request.outcome or '')}. The approvers have been told; nothing is retried blindly."
         )
-    elif what == "reapproval":
+    elif what == Change.REAPPROVAL:
         body = f":repeat: Your {rid} needs a fresh approval: {extra or mrkdwn_escape(request.outcome or '')}"
-    elif what == "numbers_changed":
+    elif what == Change.NUMBERS_CHANGED:
         body = f":repeat: Your {rid}: {extra or mrkdwn_escape(request.outcome or '')}"
     else:
         body = f"Your {rid} is {DESCRIBED[request.state]}."
-    if link and what != "created":
+    if link and what != Change.CREATED:
         body += f" <{link}|See the card.>"
     return sandboxed(note(body), settings)
 
@@ -776,12 +777,12 @@ def thread_message(request: NumberRequest, what: str, settings: Settings, *, tex
     """A reply under the card for what approvers must act on."""
     mentions = approver_mentions(settings)
     extra = mrkdwn_escape(text) if text else mrkdwn_escape(request.outcome or "")
-    if what == "needs_attention":
+    if what == Change.NEEDS_ATTENTION:
         body = (
             f":warning: {mentions} request #{request.id} needs a person: {extra}. Check at "
             f"{provider_name(request.provider)} whether it happened before doing anything; the bot will not retry it."
         )
-    elif what == "reminder":
+    elif what == Change.REMINDER:
         body = (
             f":bell: {mentions} request #{request.id} from {who(request.requester)} is still waiting for a decision; "
             f"it expires {slack_date(request.expires_at)}."
@@ -888,14 +889,14 @@ def request_quantity_limit(offer: Offer, settings: Settings) -> int:
 def request_modal(offer: Offer, settings: Settings, *, private_metadata: str = "", now: datetime | None = None) -> View:
     now = _now(now)
     blocks: list[Block] = [section(offer_text(offer, now=now))]
-    if offer.kind == "purchase" and offer.expires_at is not None and offer.expires_at <= now:
+    if offer.kind == Kind.PURCHASE and offer.expires_at is not None and offer.expires_at <= now:
         blocks.append(
             context(
                 ":warning: This hold has expired. If the request is approved the bot searches again and buys "
                 "the same quantity at no more than this price, or asks for a fresh approval."
             )
         )
-    if offer.kind == "rent":
+    if offer.kind == Kind.RENT:
         limit = request_quantity_limit(offer, settings)
         blocks.append(
             InputBlock(
@@ -924,7 +925,7 @@ def request_modal(offer: Offer, settings: Settings, *, private_metadata: str = "
     return View(
         type="modal",
         callback_id=ids.VIEW_REQUEST,
-        title=_plain("Request a number" if offer.kind == "assign" else "Request numbers"),
+        title=_plain("Request a number" if offer.kind == Kind.ASSIGN else "Request numbers"),
         submit=_plain("Send for approval"),
         close=_plain("Cancel"),
         private_metadata=private_metadata,

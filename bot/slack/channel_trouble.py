@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from slack_sdk.errors import SlackApiError
 
-from bot.domain.models import NumberRequest, ts
+from bot.domain.requests import NumberRequest
+from bot.domain.values import ts
 
 if TYPE_CHECKING:
     from bot.slack.notifier import SlackNotifier

@@ -34,7 +34,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
 from bot.domain.errors import DeliveryDeferred
-from bot.domain.models import NumberRequest, Offer
+from bot.domain.kinds import Change
+from bot.domain.offers import Offer
+from bot.domain.requests import NumberRequest
 from bot.domain.states import TERMINAL
 from bot.slack import blocks
 from bot.slack.channel_trouble import CHANNEL_ERRORS, ChannelTrouble
@@ -45,10 +47,13 @@ from bot.store.threaded import ThreadedStore
 log = logging.getLogger(__name__)
 
 DM_ON = frozenset(
-    {"approved", "denied", "fulfilled", "failed", "expired", "provider_pending", "needs_attention", "reapproval", "numbers_changed"}
+    {
+        Change.APPROVED, Change.DENIED, Change.FULFILLED, Change.FAILED, Change.EXPIRED, Change.PROVIDER_PENDING,
+        Change.NEEDS_ATTENTION, Change.REAPPROVAL, Change.NUMBERS_CHANGED,
+    }
 )
-THREAD_ON = frozenset({"needs_attention", "reminder", "reapproval"})
-CARD_UNCHANGED = frozenset({"reminder"})
+THREAD_ON = frozenset({Change.NEEDS_ATTENTION, Change.REMINDER, Change.REAPPROVAL})
+CARD_UNCHANGED = frozenset({Change.REMINDER})
 # ``ok: false`` errors that Slack documents as transient on its side (HTTP 200, so slack_sdk's retry handlers,
 # which look at 429/5xx, let them through). The card update that shows the outcome is the last one: lost
 # there, the card would keep "buying…" and live buttons for good.
@@ -118,7 +123,7 @@ class SlackNotifier:
 
     # --- the port -----------------------------------------------------------
 
-    async def notify(self, request: NumberRequest, what: str, *, actor: str | None = None, text: str | None = None) -> None:
+    async def notify(self, request: NumberRequest, what: Change, *, actor: str | None = None, text: str | None = None) -> None:
         """Deliver one notification now, without an outbox row (nothing kept if Slack refuses)."""
         item = OutboxItem(id=0, request=request, what=what, actor=actor, text=text)
         try:
@@ -131,17 +136,17 @@ class SlackNotifier:
         request, what = item.request, item.what
         current = await self._fresh(request)
         if "card" not in item.done and what not in CARD_UNCHANGED:
-            if what == "created" and not current.card_ts:
+            if what == Change.CREATED and not current.card_ts:
                 await self._post_card(current)
-            elif what != "created":
+            elif what != Change.CREATED:
                 await self._update_card(current)
             item.done.add("card")
             current = await self._fresh(request)
-        if "dm" not in item.done and (what == "created" or what in DM_ON):
+        if "dm" not in item.done and (what == Change.CREATED or what in DM_ON):
             link = await self._link(current.card_channel, current.card_ts)
             # "created" describes the request as it is now (perhaps approved by policy already).
             await self._dm(
-                current if what == "created" else request, what, actor=item.actor, text=item.text, link=link,
+                current if what == Change.CREATED else request, what, actor=item.actor, text=item.text, link=link,
                 channel=current.card_channel,
             )
             item.done.add("dm")

@@ -18,7 +18,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.domain.commands import MAX_REASON, NUMBER_TYPE_LABELS, SEARCH_PROVIDERS, reason_problem
 from bot.domain.errors import NumbersError
-from bot.providers.base import SearchQuery
+from bot.domain.offers import SearchQuery
 from bot.services import MAX_JUSTIFICATION
 from bot.slack import blocks, ids
 from bot.slack.deps import SlackDeps

@@ -31,7 +31,9 @@ import psycopg.errors
 import sqlite_utils
 
 from bot.domain.errors import OfferTaken, StoreBusy
-from bot.domain.models import Event, HeldNumber, NumberRequest, Offer, Operation, ts
+from bot.domain.offers import Offer
+from bot.domain.requests import Event, HeldNumber, NumberRequest, Operation
+from bot.domain.values import ts
 from bot.domain.states import COMMITTED, HOLDS_OFFER, State, check_move
 from bot.store import outbox
 from bot.store.migrations import apply_migrations

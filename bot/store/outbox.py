@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from bot.domain.models import NumberRequest, parse_ts, ts
+from bot.domain.kinds import Change
+from bot.domain.requests import NumberRequest
+from bot.domain.values import parse_ts, ts
 
 if TYPE_CHECKING:
     from bot.store.db import Store
@@ -35,7 +37,7 @@ __all__ = [
 class Notice:
     """What a change tells people: ``what`` (``created``, ``approved``…), who did it, and a note."""
 
-    what: str
+    what: Change
     actor: str | None = None
     text: str | None = None
 
@@ -44,7 +46,7 @@ class Notice:
 class OutboxItem:
     id: int
     request: NumberRequest
-    what: str
+    what: Change
     actor: str | None
     text: str | None
     done: set[str] = field(default_factory=set)
@@ -57,7 +59,7 @@ class OutboxItem:
         return cls(
             id=row["id"],
             request=NumberRequest.from_row(json.loads(row["snapshot"])),
-            what=row["what"],
+            what=Change(row["what"]),
             actor=row["actor"],
             text=row["text"],
             done=set(json.loads(row["done"] or "[]")),

@@ -1,4 +1,5 @@
-"""The records numbers-bot keeps: offers (held searches), requests, operations, events.
+"""Where a request stands and what happened to it: requests, their events, the provider
+operations in flight, and the numbers held (the inventory).
 
 Plain dataclasses built from and saved to store rows; no I/O here.
 """
@@ -11,151 +12,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from bot.domain.kinds import Kind, Phase
 from bot.domain.states import State
-from bot.providers.base import OfferDraft, SearchQuery
+from bot.domain.values import dec, parse_ts, ts
 
-
-def dec(value: Any) -> Decimal | None:
-    if value is None or value == "":
-        return None
-    return Decimal(str(value))
-
-
-def ts(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
-def parse_ts(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
-
-
-@dataclass
-class Offer:
-    """An offer shown to a user: a provider's draft, with an id and who searched."""
-
-    id: str
-    provider: str
-    kind: str  # purchase | rent | assign
-    numbers: list[str]
-    unit_monthly_cost: Decimal | None
-    currency: str
-    unit_setup_cost: Decimal | None
-    quantity: int
-    max_quantity: int
-    sms: bool
-    voice: bool
-    expires_at: datetime | None
-    ref: dict[str, Any]
-    details: dict[str, Any]
-    query: SearchQuery
-    searched_by: str
-    created_at: datetime
-
-    @classmethod
-    def from_draft(cls, id: str, draft: OfferDraft, query: SearchQuery, user: str, now: datetime) -> "Offer":
-        return cls(
-            id=id,
-            provider=draft.provider,
-            kind=draft.kind,
-            numbers=list(draft.numbers),
-            unit_monthly_cost=draft.unit_monthly_cost,
-            currency=draft.currency,
-            unit_setup_cost=draft.unit_setup_cost,
-            quantity=draft.quantity,
-            max_quantity=draft.max_quantity,
-            sms=draft.sms,
-            voice=draft.voice,
-            expires_at=draft.expires_at,
-            ref=dict(draft.ref),
-            details=dict(draft.details),
-            query=query,
-            searched_by=user,
-            created_at=now,
-        )
-
-    def draft(self) -> OfferDraft:
-        return OfferDraft(
-            provider=self.provider,
-            kind=self.kind,
-            numbers=list(self.numbers),
-            unit_monthly_cost=self.unit_monthly_cost,
-            currency=self.currency,
-            unit_setup_cost=self.unit_setup_cost,
-            quantity=self.quantity,
-            max_quantity=self.max_quantity,
-            sms=self.sms,
-            voice=self.voice,
-            expires_at=self.expires_at,
-            ref=dict(self.ref),
-            details=dict(self.details),
-        )
-
-    def monthly_total(self, quantity: int | None = None) -> Decimal | None:
-        if self.unit_monthly_cost is None:
-            return None
-        return self.unit_monthly_cost * (quantity if quantity is not None else self.quantity)
-
-    def to_row(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "provider": self.provider,
-            "kind": self.kind,
-            "numbers": json.dumps(self.numbers),
-            "unit_monthly_cost": str(self.unit_monthly_cost) if self.unit_monthly_cost is not None else None,
-            "currency": self.currency,
-            "unit_setup_cost": str(self.unit_setup_cost) if self.unit_setup_cost is not None else None,
-            "quantity": self.quantity,
-            "max_quantity": self.max_quantity,
-            "sms": int(self.sms),
-            "voice": int(self.voice),
-            "expires_at": ts(self.expires_at),
-            "ref": json.dumps(self.ref),
-            "details": json.dumps(self.details),
-            "query": json.dumps(self.query.to_dict()),
-            "searched_by": self.searched_by,
-            "created_at": ts(self.created_at),
-        }
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> "Offer":
-        return cls(
-            id=row["id"],
-            provider=row["provider"],
-            kind=row["kind"],
-            numbers=json.loads(row["numbers"]),
-            unit_monthly_cost=dec(row["unit_monthly_cost"]),
-            currency=row["currency"],
-            unit_setup_cost=dec(row["unit_setup_cost"]),
-            quantity=row["quantity"],
-            max_quantity=row["max_quantity"],
-            sms=bool(row["sms"]),
-            voice=bool(row["voice"]),
-            expires_at=parse_ts(row["expires_at"]),
-            ref=json.loads(row["ref"]),
-            details=json.loads(row["details"]),
-            query=SearchQuery.from_dict(json.loads(row["query"])),
-            searched_by=row["searched_by"],
-            created_at=parse_ts(row["created_at"]),  # type: ignore[arg-type]
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        total = self.monthly_total()
-        return {
-            "id": self.id,
-            "provider": self.provider,
-            "kind": self.kind,
-            "numbers": self.numbers,
-            "quantity": self.quantity,
-            "max_quantity": self.max_quantity,
-            "monthly_cost": str(self.unit_monthly_cost) if self.unit_monthly_cost is not None else None,
-            "monthly_total": str(total) if total is not None else None,
-            "setup_cost": str(self.unit_setup_cost) if self.unit_setup_cost is not None else None,
-            "currency": self.currency,
-            "sms": self.sms,
-            "voice": self.voice,
-            "expires_at": ts(self.expires_at),
-            "details": self.details,
-        }
+__all__ = ["Event", "NumberRequest", "Operation", "HeldNumber"]
 
 
 @dataclass
@@ -199,7 +60,7 @@ class NumberRequest:
     id: int
     offer_id: str
     provider: str
-    kind: str  # purchase | rent | assign
+    kind: Kind
     state: State
     requester: str
     requester_email: str | None
@@ -242,7 +103,7 @@ class NumberRequest:
             id=row["id"],
             offer_id=row["offer_id"],
             provider=row["provider"],
-            kind=row["kind"],
+            kind=Kind(row["kind"]),
             state=State(row["state"]),
             requester=row["requester"],
             requester_email=row["requester_email"],
@@ -308,8 +169,8 @@ class Operation:
     id: int
     request_id: int
     provider: str
-    kind: str
-    phase: str
+    kind: Kind
+    phase: Phase
     ref: dict[str, Any]
     next_poll_at: datetime
     attempts: int
@@ -325,8 +186,8 @@ class Operation:
             id=row["id"],
             request_id=row["request_id"],
             provider=row["provider"],
-            kind=row["kind"],
-            phase=row["phase"],
+            kind=Kind(row["kind"]),
+            phase=Phase(row["phase"]),
             ref=json.loads(row["ref"] or "{}"),
             next_poll_at=parse_ts(row["next_poll_at"]),  # type: ignore[arg-type]
             attempts=row["attempts"],
@@ -345,7 +206,7 @@ class HeldNumber:
     id: int
     number: str
     provider: str
-    kind: str  # how it came: purchase | rent | assign
+    kind: Kind  # how it came: purchase | rent | assign
     request_id: int
     requester: str
     justification: str
@@ -364,7 +225,7 @@ class HeldNumber:
             id=row["id"],
             number=row["number"],
             provider=row["provider"],
-            kind=row["kind"],
+            kind=Kind(row["kind"]),
             request_id=row["request_id"],
             requester=row["requester"],
             justification=row["justification"],
