@@ -24,7 +24,7 @@ import phonenumbers
 
 from bot.config import PROVIDER_LABELS, PROVIDER_SETTINGS
 from bot.domain import policy as rules
-from bot.domain.commands import SEARCH_PROVIDERS
+from bot.domain.grammar import SEARCH_PROVIDERS
 from bot.domain.errors import (
     Conflict,
     DirectoryUnavailable,
@@ -39,7 +39,7 @@ from bot.domain.errors import (
 )
 from bot.domain.display import e164
 from bot.domain.models import HeldNumber, NumberRequest, Offer
-from bot.domain.policy import Policy
+from bot.domain.policy import POLICY_ACTOR, Policy
 from bot.domain.states import DESCRIBED, State
 from bot.providers.base import Provider, Requester, SearchQuery, abandon_hold, extend_hold, extends_holds
 from bot.store.db import Store
@@ -56,7 +56,6 @@ MAX_JUSTIFICATION = 3000
 HOLD_EXTEND_MARGIN = 5 * 60
 HOLD_CHECK_EVERY = 30  # seconds between looks for holds to extend (the margin leaves ten such looks)
 NO_NATIONAL = ("acs", "twilio")  # providers that sell no "national" number type
-POLICY_ACTOR = "policy"
 WORKER_ACTOR = "numbers-bot"
 
 

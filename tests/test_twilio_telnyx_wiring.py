@@ -77,7 +77,7 @@ def test_doctor_checks_both_and_says_what_failed_without_the_secret(tmp_path):
 
 @pytest.mark.parametrize("name", ["twilio", "telnyx"])
 def test_via_names_them_in_the_grammar(name):
-    from bot.domain.commands import parse
+    from bot.domain.grammar import parse
 
     command = parse(f"search US local 415 x2 via {name.upper()}")
     assert command.query.provider == name and command.query.quantity == 2

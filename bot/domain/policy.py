@@ -14,6 +14,8 @@ from bot.domain.errors import Conflict, NotAllowed, UsageError
 from bot.domain.models import NumberRequest
 from bot.domain.states import DESCRIBED, State
 
+POLICY_ACTOR = "policy"  # the actor of decisions the policy takes on its own (auto-approval)
+
 
 @dataclass(frozen=True)
 class Policy:

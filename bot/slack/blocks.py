@@ -42,7 +42,7 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from bot.config import SANDBOX_NOTICE, Settings
-from bot.domain.commands import NUMBER_TYPE_LABELS, SEARCH_PROVIDERS, USAGE
+from bot.domain.grammar import NUMBER_TYPE_LABELS, SEARCH_PROVIDERS, USAGE
 from bot.domain.display import both, mrkdwn_escape, total_text, until
 from bot.domain.models import Event, HeldNumber, NumberRequest, Offer
 from bot.domain.policy import money

@@ -1,6 +1,6 @@
 """``/numbers``: parse, ack at once, then do the work and answer through the response_url.
 
-The grammar is ``bot.domain.commands.parse``. Text it cannot parse, and
+The grammar is ``bot.domain.grammar.parse``. Text it cannot parse, and
 ``help``, are answered in the ack itself: parsing is pure and instant and
 nothing else happens. Everything else is acked first (Slack waits 3 s at
 most; provider searches take longer) and answered when done.
@@ -15,7 +15,7 @@ import httpx
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 
-from bot.domain.commands import Command, parse
+from bot.domain.grammar import Command, parse
 from bot.domain.errors import NotAllowed, NotFound, NumbersError, UsageError
 from bot.slack import blocks, ids
 from bot.slack.actions import open_modal

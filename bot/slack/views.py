@@ -16,7 +16,7 @@ from typing import Any
 import phonenumbers
 from slack_bolt.async_app import AsyncApp
 
-from bot.domain.commands import MAX_REASON, NUMBER_TYPE_LABELS, SEARCH_PROVIDERS, reason_problem
+from bot.domain.grammar import MAX_REASON, NUMBER_TYPE_LABELS, SEARCH_PROVIDERS, reason_problem
 from bot.domain.errors import NumbersError
 from bot.providers.base import SearchQuery
 from bot.services import MAX_JUSTIFICATION

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from bot.domain.commands import USAGE, Command, parse
+from bot.domain.grammar import USAGE, Command, parse
 from bot.domain.errors import UsageError
 from bot.providers.base import SearchQuery
 
