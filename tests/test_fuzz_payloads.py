@@ -27,7 +27,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from bot.domain.errors import NotFound
-from bot.slack import blocks, ids
+from bot.slack import ids
+from bot.slack.render.modals import metadata, read_metadata
 from bot.slack.actions import clicked, request_id_of
 from bot.slack.failures import describe, report, user_of
 from bot.slack.origin import Origin
@@ -125,7 +126,7 @@ def test_the_error_path_survives_any_body(body):
 @FAST
 @given(text=st.text(max_size=300) | st.sampled_from(["null", "[]", "1", '"x"', '{"a":', '{"request": "1; DROP"}']) | st.none())
 def test_private_metadata_of_any_text_reads_as_a_dict(text):
-    assert isinstance(blocks.read_metadata(text), dict)
+    assert isinstance(read_metadata(text), dict)
 
 
 def plain(block: str) -> st.SearchStrategy[dict[str, Any]]:
@@ -244,10 +245,10 @@ def samples(request_id: int, response_url: str, rng: random.Random) -> list[tupl
         for action in (ids.ACTION_APPROVE, ids.ACTION_DENY, ids.ACTION_REQUEST, ids.ACTION_HOME_SEARCH)
     }
     views_ = {
-        ids.VIEW_REQUEST: ({ids.INPUT_JUSTIFICATION: text_value("fuzz")}, blocks.metadata(offer="onosuch1")),
-        ids.VIEW_DENY: ({ids.INPUT_REASON: text_value("fuzz")}, blocks.metadata(request=request_id)),
+        ids.VIEW_REQUEST: ({ids.INPUT_JUSTIFICATION: text_value("fuzz")}, metadata(offer="onosuch1")),
+        ids.VIEW_DENY: ({ids.INPUT_REASON: text_value("fuzz")}, metadata(request=request_id)),
         ids.VIEW_SEARCH: ({ids.INPUT_COUNTRY: text_value("US")}, ""),
-        ids.VIEW_RELEASE: ({ids.INPUT_REASON: text_value("fuzz")}, blocks.metadata(number="+18332270000")),
+        ids.VIEW_RELEASE: ({ids.INPUT_REASON: text_value("fuzz")}, metadata(number="+18332270000")),
     }
     view_payloads = {
         callback: json.loads(urllib.parse.parse_qs(view_submission(callback, values, user=OUTSIDER, private_metadata=meta).decode())["payload"][0])

@@ -86,9 +86,10 @@ def test_via_names_them_in_the_grammar(name):
 def test_the_search_form_offers_them(settings_env):
     import json
 
-    from bot.slack import blocks
+    from bot.slack.configure import render_config
+    from bot.slack.render.modals import search_modal
 
-    view = blocks.search_modal(["acs", "plivo", "webex", "twilio", "telnyx"], settings_env())
+    view = search_modal(["acs", "plivo", "webex", "twilio", "telnyx"], render_config(settings_env()))
     shown = json.dumps(view.to_dict())
     assert '"Twilio"' in shown and '"Telnyx"' in shown and '"twilio"' in shown and '"telnyx"' in shown
 

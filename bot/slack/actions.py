@@ -17,7 +17,10 @@ from slack_sdk.errors import SlackApiError
 
 from bot.domain import policy as rules
 from bot.domain.errors import Conflict, NotAllowed, NotFound, NumbersError
-from bot.slack import blocks, ids
+from bot.slack import ids
+from bot.slack.render.kit import plural
+from bot.slack.render.modals import deny_modal, request_modal, search_modal
+from bot.slack.render.notices import error_message, note
 from bot.slack.deps import SlackDeps
 from bot.slack.failures import answered
 from bot.slack.notifier import slack_error
@@ -51,9 +54,9 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         try:
             offer = await deps.service.offer(clicked(body))
         except NumbersError as exc:
-            await tell(deps, origin, blocks.error_message(exc))
+            await tell(deps, origin, error_message(exc))
             return
-        view = blocks.request_modal(offer, deps.settings, private_metadata=origin.metadata(offer=offer.id), now=deps.clock())
+        view = request_modal(offer, deps.render, private_metadata=origin.metadata(offer=offer.id), now=deps.clock())
         await open_modal(deps, origin, body.get("trigger_id"), view.to_dict(), "request form", "Click *Request* again.")
 
     @app.action(ids.ACTION_APPROVE)
@@ -66,12 +69,12 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             request_id = request_id_of(value)
         except NotFound as exc:
             await deps.service.note_refusal(None, origin.user, "approve", exc)
-            await tell(deps, origin, blocks.error_message(exc))
+            await tell(deps, origin, error_message(exc))
             return
         try:
             result = await deps.service.approve(request_id, origin.user)
         except NumbersError as exc:
-            await tell(deps, origin, blocks.error_message(exc))
+            await tell(deps, origin, error_message(exc))
             return
         if result.complete:
             text = f":white_check_mark: You approved request #{request_id}; the bot is on it."
@@ -79,11 +82,11 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             more = result.required - result.approvals
             text = (
                 f":ballot_box_with_check: Your approval of request #{request_id} is counted "
-                f"({result.approvals} of {result.required}); {blocks.plural(more, 'more approver')} needed."
+                f"({result.approvals} of {result.required}); {plural(more, 'more approver')} needed."
             )
         # On the card itself the updated card is the answer, unless more approvals are needed.
         if origin.home or not origin.card or not result.complete:
-            await tell(deps, origin, blocks.note(text))
+            await tell(deps, origin, note(text))
 
     @app.action(ids.ACTION_DENY)
     @answered(deps)
@@ -94,14 +97,14 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             request_id = request_id_of(clicked(body))
         except NotFound as exc:
             await deps.service.note_refusal(None, origin.user, "deny", exc)
-            await tell(deps, origin, blocks.error_message(exc))
+            await tell(deps, origin, error_message(exc))
             return
         try:
             request = await deps.service.may_deny(request_id, origin.user)
         except NumbersError as exc:
-            await tell(deps, origin, blocks.error_message(exc))
+            await tell(deps, origin, error_message(exc))
             return
-        view = blocks.deny_modal(request, private_metadata=origin.metadata(request=request.id))
+        view = deny_modal(request, private_metadata=origin.metadata(request=request.id))
         await open_modal(deps, origin, body.get("trigger_id"), view.to_dict(), "deny form", "Click *Deny* again.")
 
     @app.action(ids.ACTION_HOME_SEARCH)
@@ -109,7 +112,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
     async def home_search_clicked(ack, body) -> None:
         await ack()
         origin = Origin.from_action(body, deps.settings.approval_channel)
-        view = blocks.search_modal(list(deps.service.providers), deps.settings, private_metadata=origin.metadata())
+        view = search_modal(list(deps.service.providers), deps.render, private_metadata=origin.metadata())
         await open_modal(deps, origin, body.get("trigger_id"), view.to_dict(), "search form", "Click *Search numbers* again.")
 
 
@@ -123,5 +126,5 @@ async def open_modal(
         # trigger_id lives 3 s and works once; when Slack says it expired, the user only has to click again.
         log.warning("views.open (%s) failed: %s", what, slack_error(exc))
         await tell(
-            deps, origin, blocks.note(f":warning: Slack did not open the {what} ({slack_error(exc)}). {retry}")
+            deps, origin, note(f":warning: Slack did not open the {what} ({slack_error(exc)}). {retry}")
         )

@@ -31,6 +31,7 @@ from bot.app import Components, build
 from bot.config import Settings
 from bot.store.db import process_identity, utcnow
 from bot.slack import actions, commands, home, views
+from bot.slack.configure import render_config
 from bot.slack.deps import SlackDeps
 from bot.slack.directory import SlackDirectory
 from bot.slack.failures import report
@@ -152,6 +153,7 @@ def create_slack_app(components: Components, settings: Settings, *, client: Asyn
         settings=settings,
         client=client,
         clock=service.clock,
+        render=render_config(settings),
         in_flight=components.in_flight,
         pacer=getattr(service.notifier, "pacer", None),
     )

@@ -17,7 +17,13 @@ from slack_sdk.errors import SlackApiError
 
 from bot.domain.grammar import Command, parse
 from bot.domain.errors import NotAllowed, NotFound, NumbersError, UsageError
-from bot.slack import blocks, ids
+from bot.slack import ids
+from bot.slack.render.holdings import costs_message, inventory_message
+from bot.slack.render.kit import plural
+from bot.slack.render.modals import release_modal, search_modal
+from bot.slack.render.notices import error_message, help_message, note
+from bot.slack.render.offers import offers_message, search_title_for, searching_text
+from bot.slack.render.requests import mine_message, pending_message, show_message
 from bot.slack.actions import open_modal
 from bot.slack.audit_upload import spool_csv, upload_file
 from bot.slack.deps import SlackDeps
@@ -36,20 +42,20 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         try:
             command = parse(body.get("text") or "")
         except UsageError as exc:
-            await ack(response_type="ephemeral", **blocks.error_message(exc).payload())
+            await ack(response_type="ephemeral", **error_message(exc).payload())
             return
         if command.verb == "help":
-            await ack(response_type="ephemeral", **blocks.help_message().payload())
+            await ack(response_type="ephemeral", **help_message().payload())
             return
         if command.verb == "search":
             assert command.query is not None
             try:
                 names = deps.service.searchable_providers(command.query)
             except NumbersError as exc:
-                await ack(response_type="ephemeral", **blocks.error_message(exc).payload())
+                await ack(response_type="ephemeral", **error_message(exc).payload())
                 return
-            title = blocks.search_title_for(command.query, names)
-            await ack(text=blocks.searching_text(title))
+            title = search_title_for(command.query, names)
+            await ack(text=searching_text(title))
         elif command.verb == "assign":
             await ack(text=":mag: Looking for Webex Calling numbers you can take…")
         else:
@@ -66,41 +72,41 @@ async def run(deps: SlackDeps, command: Command, origin: Origin, *, trigger_id: 
         elif command.verb == "search":
             assert command.query is not None
             result = await service.search(user, command.query)
-            await tell(deps, origin, blocks.offers_message(result, deps.settings, now=deps.clock()))
+            await tell(deps, origin, offers_message(result, deps.render, now=deps.clock()))
         elif command.verb == "assign":
             result = await service.assign_search(user, command.location)
-            await tell(deps, origin, blocks.offers_message(result, deps.settings, now=deps.clock()))
+            await tell(deps, origin, offers_message(result, deps.render, now=deps.clock()))
         elif command.verb == "mine":
-            await tell(deps, origin, blocks.mine_message(await service.mine(user)))
+            await tell(deps, origin, mine_message(await service.mine(user)))
         elif command.verb == "pending":
-            await tell(deps, origin, blocks.pending_message(await service.pending(user)))
+            await tell(deps, origin, pending_message(await service.pending(user)))
         elif command.verb == "show":
             assert command.request_id is not None
             request = await service.show(command.request_id, user)
             offer = await service.offer_or_none(request.offer_id)
-            await tell(deps, origin, blocks.show_message(request, deps.settings, offer=offer, now=deps.clock()))
+            await tell(deps, origin, show_message(request, deps.render, offer=offer, now=deps.clock()))
         elif command.verb == "cancel":
             assert command.request_id is not None
             request = await service.cancel(command.request_id, user)
-            await tell(deps, origin, blocks.note(f":heavy_multiplication_x: Request #{request.id} is cancelled."))
+            await tell(deps, origin, note(f":heavy_multiplication_x: Request #{request.id} is cancelled."))
         elif command.verb == "audit":
             await upload_audit(deps, origin, command.days or 30)
         elif command.verb == "inventory":
             numbers = await service.inventory()
-            await tell(deps, origin, blocks.inventory_message(numbers, await service.costs(), deps.settings))
+            await tell(deps, origin, inventory_message(numbers, await service.costs()))
         elif command.verb == "costs":
-            await tell(deps, origin, blocks.costs_message(await service.costs(), deps.settings))
+            await tell(deps, origin, costs_message(await service.costs()))
         elif command.verb == "release":
             assert command.number is not None
             await open_release_form(deps, origin, command.number, trigger_id)
         else:  # pragma: no cover - parse() returns only the verbs above
             raise UsageError(f"`{command.verb}` is not something I can do.")
     except NumbersError as exc:
-        await tell(deps, origin, blocks.error_message(exc))
+        await tell(deps, origin, error_message(exc))
 
 
 async def open_search_form(deps: SlackDeps, origin: Origin, trigger_id: str | None) -> None:
-    view = blocks.search_modal(list(deps.service.providers), deps.settings, private_metadata=origin.metadata())
+    view = search_modal(list(deps.service.providers), deps.render, private_metadata=origin.metadata())
     await open_modal(
         deps, origin, trigger_id, view.to_dict(), "search form", "Try again, or type the search: `/numbers search US tollfree`."
     )
@@ -109,7 +115,7 @@ async def open_search_form(deps: SlackDeps, origin: Origin, trigger_id: str | No
 async def open_release_form(deps: SlackDeps, origin: Origin, number: str, trigger_id: str | None) -> None:
     """The reason form for a release; who may ask is checked again when it is submitted."""
     held = await deps.service.may_release(origin.user, number)
-    view = blocks.release_modal(held, private_metadata=origin.metadata(number=number))
+    view = release_modal(held, private_metadata=origin.metadata(number=number))
     await open_modal(
         deps, origin, trigger_id, view.to_dict(), "release form",
         f"Try again, or from a terminal: `numbers-bot release {number} --reason …`.",
@@ -129,24 +135,24 @@ async def upload_audit(deps: SlackDeps, origin: Origin, days: int) -> None:
             spooled,
             channel=channel,
             filename=f"numbers-audit-{days}d-{stamp}.csv",
-            title=f"numbers-bot audit log, last {blocks.plural(days, 'day')}",
-            initial_comment=f"The audit log of the last {blocks.plural(days, 'day')}: {blocks.plural(events, 'event')}.",
+            title=f"numbers-bot audit log, last {plural(days, 'day')}",
+            initial_comment=f"The audit log of the last {plural(days, 'day')}: {plural(events, 'event')}.",
         )
     except httpx.HTTPError as exc:
         log.error("audit upload for %s failed: %s", origin.user, type(exc).__name__)
-        await tell(deps, origin, blocks.note(":warning: The audit file could not be sent to Slack; try again later."))
+        await tell(deps, origin, note(":warning: The audit file could not be sent to Slack; try again later."))
         return
     except SlackApiError as exc:
         log.error("audit upload for %s failed: %s", origin.user, slack_error(exc))
-        await tell(deps, origin, blocks.note(f":warning: Slack refused the audit file ({slack_error(exc)}); try again later."))
+        await tell(deps, origin, note(f":warning: Slack refused the audit file ({slack_error(exc)}); try again later."))
         return
     finally:
         spooled.file.close()
     await tell(
         deps,
         origin,
-        blocks.note(
-            f":page_facing_up: The audit log of the last {blocks.plural(days, 'day')} "
-            f"({blocks.plural(events, 'event')}) is in our DM as a CSV file."
+        note(
+            f":page_facing_up: The audit log of the last {plural(days, 'day')} "
+            f"({plural(events, 'event')}) is in our DM as a CSV file."
         ),
     )

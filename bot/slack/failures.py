@@ -16,7 +16,8 @@ import logging
 import secrets
 from typing import Any, Awaitable, Callable
 
-from bot.slack import blocks
+from bot.slack.render.modals import read_metadata
+from bot.slack.render.notices import note
 from bot.slack.deps import SlackDeps
 from bot.slack.origin import Origin
 
@@ -59,7 +60,7 @@ async def report(deps: SlackDeps, error: BaseException, body: dict[str, Any]) ->
     try:
         await deps.reply(
             user,
-            blocks.note(
+            note(
                 f":boom: Something went wrong on my side (ref `{ref}`). It is logged; try again, and if it keeps "
                 "happening tell whoever runs numbers-bot the ref."
             ),
@@ -87,7 +88,7 @@ def origin_of(body: dict[str, Any], user: str, deps: SlackDeps) -> Origin:
     if body.get("type") == "block_actions":
         return Origin.from_action(body, deps.settings.approval_channel)
     if body.get("type") == "view_submission":
-        meta = blocks.read_metadata((body.get("view") or {}).get("private_metadata"))
+        meta = read_metadata((body.get("view") or {}).get("private_metadata"))
         return Origin.from_metadata(user, meta)
     return Origin(user=user)
 

@@ -13,7 +13,8 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 
 from bot.domain.errors import NotAllowed
-from bot.slack import blocks, ids
+from bot.slack import ids
+from bot.slack.render.home import home_view
 from bot.slack.deps import SlackDeps
 from bot.slack.failures import answered
 from bot.slack.notifier import slack_error
@@ -29,8 +30,8 @@ async def publish_home(deps: SlackDeps, user: str, *, notice: str | None = None)
         pending = await service.pending(user, limit=HOME_PENDING_LIMIT)
     except NotAllowed:
         pending = None  # not an approver: no queue
-    view = blocks.home_view(
-        user, await service.mine(user, limit=10), pending, deps.settings, notice=notice, numbers=await service.inventory(user)
+    view = home_view(
+        user, await service.mine(user, limit=10), pending, deps.render, notice=notice, numbers=await service.inventory(user)
     )
     try:
         await deps.client.views_publish(user_id=user, view=view.to_dict())

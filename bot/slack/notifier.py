@@ -36,9 +36,13 @@ from bot.config import Settings
 from bot.domain.errors import DeliveryDeferred
 from bot.domain.models import NumberRequest, Offer
 from bot.domain.states import TERMINAL
-from bot.slack import blocks
+from bot.slack.render.kit import clip
+from bot.slack.render.notices import dm_message, thread_message
+from bot.slack.render.requests import card_message
 from bot.slack.channel_trouble import CHANNEL_ERRORS, ChannelTrouble
 from bot.slack.pacing import SlackPacer
+from bot.slack.configure import render_config
+from bot.slack.render.config import RenderConfig
 from bot.store.outbox import OutboxItem
 from bot.store.threaded import ThreadedStore
 
@@ -77,9 +81,11 @@ class SlackNotifier:
         clock: Callable[[], datetime] | None = None,
         pacer: SlackPacer | None = None,
         approvers: Callable[[], Awaitable[set[str]]] | None = None,
+        render: RenderConfig | None = None,
     ):
         self.client = client
         self.settings = settings
+        self.render = render or render_config(settings)
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self.pacer = pacer or SlackPacer()
         self.store: ThreadedStore | None = None  # bound after the store exists (bot.slack.app.build_slack)
@@ -113,7 +119,7 @@ class SlackNotifier:
             if slack_error(exc) not in TOO_BIG_ERRORS:
                 raise
             log.warning("Slack refused a message to %s (%s); sending it as text only", channel, slack_error(exc))
-            short = {"text": blocks.clip(message.get("text") or "", 3000), "blocks": []}
+            short = {"text": clip(message.get("text") or "", 3000), "blocks": []}
             return await self._slack("chat.postMessage", self.client.chat_postMessage, channel=channel, **extra, **short)
 
     # --- the port -----------------------------------------------------------
@@ -163,7 +169,7 @@ class SlackNotifier:
 
     async def card(self, request: NumberRequest) -> dict[str, Any]:
         offer = await self._offer(request)
-        return blocks.card_message(request, self.settings, offer=offer, now=self.clock()).payload()
+        return card_message(request, self.render, offer=offer, now=self.clock()).payload()
 
     async def _post_card(self, request: NumberRequest) -> None:
         channel = self.settings.approval_channel
@@ -237,7 +243,7 @@ class SlackNotifier:
         link: str | None,
         channel: str | None,
     ) -> None:
-        message = blocks.dm_message(request, what, self.settings, actor=actor, text=text, channel=channel, link=link)
+        message = dm_message(request, what, self.render, actor=actor, text=text, channel=channel, link=link)
         try:
             # A user id as the channel posts in the app's DM with that user (the Messages tab).
             await self.post(request.requester, message.payload())
@@ -245,7 +251,7 @@ class SlackNotifier:
             log.error("could not DM %s about request %s (%s): %s", request.requester, request.id, what, slack_error(exc))
 
     async def _thread(self, request: NumberRequest, what: str, *, text: str | None) -> None:
-        message = blocks.thread_message(request, what, self.settings, text=text)
+        message = thread_message(request, what, self.render, text=text)
         channel = request.card_channel or self.settings.approval_channel
         if not channel:
             return

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bot.slack import blocks
-from bot.slack.blocks import Message
+from bot.slack.render.kit import Message
+from bot.slack.render.modals import metadata
 from bot.slack.deps import SlackDeps
 
 
@@ -58,7 +58,7 @@ class Origin:
 
     def metadata(self, **values: Any) -> str:
         """``private_metadata`` for a modal opened from here, so its submission can answer here."""
-        return blocks.metadata(
+        return metadata(
             response_url=self.response_url, channel=self.channel, home=True if self.home else None, **values
         )
 

@@ -20,7 +20,11 @@ from bot.domain.grammar import MAX_REASON, NUMBER_TYPE_LABELS, SEARCH_PROVIDERS,
 from bot.domain.errors import NumbersError
 from bot.providers.base import SearchQuery
 from bot.services import MAX_JUSTIFICATION
-from bot.slack import blocks, ids
+from bot.slack import ids
+from bot.slack.render.kit import provider_name, safe
+from bot.slack.render.modals import read_metadata, request_quantity_limit
+from bot.slack.render.notices import error_message, note
+from bot.slack.render.offers import offers_message
 from bot.slack.deps import SlackDeps
 from bot.slack.failures import answered
 from bot.slack.actions import request_id_of
@@ -66,7 +70,7 @@ def read_search(view: dict[str, Any], deps: SlackDeps) -> tuple[SearchQuery | No
         errors[ids.INPUT_PROVIDER] = "Pick a provider from the list."
     elif provider != ids.ANY_PROVIDER and provider not in deps.service.providers:
         enabled = ", ".join(p for p in SEARCH_PROVIDERS if p in deps.service.providers) or "none"
-        errors[ids.INPUT_PROVIDER] = f"{blocks.provider_name(provider)} is not enabled here (enabled: {enabled})."
+        errors[ids.INPUT_PROVIDER] = f"{provider_name(provider)} is not enabled here (enabled: {enabled})."
     country = (state_value(view, ids.INPUT_COUNTRY) or "").strip().upper()
     if not re.fullmatch(r"[A-Z]{2}", country) or country not in phonenumbers.SUPPORTED_REGIONS:
         errors[ids.INPUT_COUNTRY] = "Give a two-letter country code (ISO 3166), e.g. US, GB, DE."
@@ -109,17 +113,17 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             await ack(response_action="errors", errors=errors)
             return
         await ack()
-        origin = Origin.from_metadata(body["user"]["id"], blocks.read_metadata(view.get("private_metadata")))
+        origin = Origin.from_metadata(body["user"]["id"], read_metadata(view.get("private_metadata")))
         assert query is not None
         try:
             result = await deps.service.search(origin.user, query)
         except NumbersError as exc:
-            await tell(deps, origin, blocks.error_message(exc))
+            await tell(deps, origin, error_message(exc))
             return
         # Results from the Home tab go by DM: a Home tab has no response_url and no channel.
         await deps.reply(
             origin.user,
-            blocks.offers_message(result, deps.settings, now=deps.clock()),
+            offers_message(result, deps.render, now=deps.clock()),
             response_url=origin.response_url,
             channel=origin.channel,
         )
@@ -128,7 +132,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
     @answered(deps)
     async def request_submitted(ack, body, view) -> None:
         user = body["user"]["id"]
-        meta = blocks.read_metadata(view.get("private_metadata"))
+        meta = read_metadata(view.get("private_metadata"))
         offer_id = str(meta.get("offer") or "")
         justification = state_value(view, ids.INPUT_JUSTIFICATION) or ""
         errors: dict[str, str] = {}
@@ -139,7 +143,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         quantity: int | None = None
         if has_input(view, ids.INPUT_QUANTITY):
             offer = await deps.service.offer_or_none(offer_id)
-            limit = blocks.request_quantity_limit(offer, deps.settings) if offer else deps.settings.max_quantity
+            limit = request_quantity_limit(offer, deps.render) if offer else deps.settings.max_quantity
             text = str(state_value(view, ids.INPUT_QUANTITY) or "").strip()
             if not re.fullmatch(r"[0-9]{1,6}", text) or not 1 <= int(text) <= limit:
                 errors[ids.INPUT_QUANTITY] = f"A whole number from 1 to {limit}."
@@ -157,7 +161,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             await tell(
                 deps,
                 origin,
-                blocks.note(f":warning: Your request was not sent: {blocks.safe(str(exc))}"),
+                note(f":warning: Your request was not sent: {safe(str(exc))}"),
             )
         # Success needs no answer here: the notifier DMs the requester where the card went.
 
@@ -172,12 +176,12 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             await ack(response_action="errors", errors={ids.INPUT_REASON: f"At most {MAX_REASON} characters (this is {len(reason)})."})
             return
         await ack()
-        meta = blocks.read_metadata(view.get("private_metadata"))
+        meta = read_metadata(view.get("private_metadata"))
         origin = Origin.from_metadata(body["user"]["id"], meta)
         try:
             await deps.service.request_release(origin.user, str(meta.get("number") or ""), reason)
         except NumbersError as exc:
-            await tell(deps, origin, blocks.note(f":warning: The release was not asked for: {blocks.safe(str(exc))}"))
+            await tell(deps, origin, note(f":warning: The release was not asked for: {safe(str(exc))}"))
         # Success: the notifier posts the card and DMs the requester where it went.
 
     @app.view(ids.VIEW_DENY)
@@ -191,13 +195,13 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             await ack(response_action="errors", errors={ids.INPUT_REASON: f"At most {MAX_REASON} characters (this is {len(reason)})."})
             return
         await ack()
-        meta = blocks.read_metadata(view.get("private_metadata"))
+        meta = read_metadata(view.get("private_metadata"))
         origin = Origin.from_metadata(body["user"]["id"], meta)
         try:
             request_id = request_id_of(str(meta.get("request") or ""))
             await deps.service.deny(request_id, origin.user, reason)
         except NumbersError as exc:
-            await tell(deps, origin, blocks.error_message(exc))
+            await tell(deps, origin, error_message(exc))
             return
         if origin.home:
-            await tell(deps, origin, blocks.note(f":no_entry: You denied request #{request_id}."))
+            await tell(deps, origin, note(f":no_entry: You denied request #{request_id}."))
