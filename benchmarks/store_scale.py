@@ -11,7 +11,7 @@ Then times (median and p95 of many calls, fresh arguments each call):
 
 * ``mine`` (``NumbersService.mine``), ``pending`` (``NumbersService.pending``),
   ``show`` (``NumbersService.show``: the request and its history), the App Home
-  render (what ``bot.slack.home.publish_home`` does before ``views.publish``:
+  render (what ``bot.slack.answer.publish_home`` does before ``views.publish``:
   ``pending`` + ``mine`` + ``home_view``) — target ≤ 10 ms median each;
 * the worker's pass (``Worker.run_once``'s store queries, run every second), and
   ``committed_this_month`` (the budget check made on every approval);
@@ -192,7 +192,7 @@ def measure_reads(store: Store, svc: NumbersService, info: dict[str, Any], itera
     from bot.config import load_settings
     from bot.slack.configure import render_config
     from bot.slack.render.home import home_view
-    from bot.slack.home import HOME_PENDING_LIMIT
+    from bot.slack.answer import HOME_PENDING_LIMIT
 
     settings = load_settings(NUMBERS_APPROVERS=",".join(APPROVERS), NUMBERS_APPROVAL_CHANNEL="CAPPROVALS",
                              NUMBERS_DB=":memory:")

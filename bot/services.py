@@ -864,7 +864,34 @@ class NumbersService(HoldKeeping):
                 await self.tell(moved, "reminder")
         return reminded
 
+    # --- for the Slack listeners: one call per answer (issue 14) ------------------
+
+    async def home_lists(self, user: str, *, pending_limit: int, mine_limit: int) -> HomeLists:
+        """What the App Home shows ``user``: their requests and numbers and, for approvers, the queue."""
+        try:
+            pending: list[NumberRequest] | None = await self.pending(user, limit=pending_limit)
+        except NotAllowed:
+            pending = None  # not an approver: no queue
+        return HomeLists(mine=await self.mine(user, limit=mine_limit), pending=pending, numbers=await self.inventory(user))
+
+    async def show_with_offer(self, request_id: int, user: str) -> tuple[NumberRequest, Offer | None]:
+        """``show`` and the offer the request came from (the card's number type), for ``/numbers show``."""
+        request = await self.show(request_id, user)
+        return request, await self.offer_or_none(request.offer_id)
+
+    async def holdings(self) -> tuple[list[HeldNumber], CostSummary]:
+        """Every number held and the cost summary, for ``/numbers inventory``."""
+        return await self.inventory(), await self.costs()
+
 
 def _json(data: dict[str, Any]) -> str:
     return json.dumps(data, sort_keys=True, default=str) if data else ""
 
+
+@dataclass
+class HomeLists:
+    """What the App Home shows one user (``NumbersService.home_lists``)."""
+
+    mine: list[NumberRequest]
+    pending: list[NumberRequest] | None  # None: the viewer is not an approver
+    numbers: list[HeldNumber]

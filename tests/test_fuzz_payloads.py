@@ -29,10 +29,10 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from bot.domain.errors import NotFound
 from bot.slack import ids
 from bot.slack.render.modals import metadata, read_metadata
-from bot.slack.actions import clicked, request_id_of
-from bot.slack.failures import describe, report, user_of
-from bot.slack.origin import Origin
-from bot.slack.views import has_input, read_search, state_value
+from bot.slack.answer import Origin, describe, report, user_of
+from bot.slack.configure import render_config
+from bot.slack.listeners.payloads import clicked, has_input, request_id_of, state_value
+from bot.slack.listeners.views import read_search
 from tests.reliability_harness import snapshot
 from tests.slack_harness import (  # noqa: F401  (fixtures)
     APPROVAL_CHANNEL,
@@ -102,7 +102,7 @@ class Replies:
     """A stand-in for ``SlackDeps`` that records what ``report`` tells the user."""
 
     def __init__(self):
-        self.settings = SimpleNamespace(approval_channel=APPROVAL_CHANNEL)
+        self.render = SimpleNamespace(approval_channel=APPROVAL_CHANNEL)
         self.sent: list[tuple[str, Any]] = []
 
     async def reply(self, user, message, *, response_url=None, channel=None):
@@ -113,7 +113,7 @@ class Replies:
 @FAST
 @given(body=st.dictionaries(st.sampled_from(["type", "user", "user_id", "command", "actions", "view", "event", "channel", "container", "response_url"]), json_values, max_size=6))
 def test_the_error_path_survives_any_body(body):
-    """``failures.report`` must never fail itself while telling the user that something else did."""
+    """``answer.report`` must never fail itself while telling the user that something else did."""
     assert isinstance(describe(body), str) and len(describe(body)) < 200
     deps = Replies()
     ref = asyncio.run(report(deps, RuntimeError("listener broke"), body))
@@ -176,7 +176,7 @@ def test_search_form_values_of_any_shape_give_a_query_or_field_errors(settings_e
 
     app_settings = settings_env(NUMBERS_SANDBOX=True)
     components = build(app_settings)
-    deps = SimpleNamespace(service=components.service, settings=app_settings)
+    deps = SimpleNamespace(service=components.service, settings=app_settings, render=render_config(app_settings))
     seen = {"query": 0, "errors": 0}
 
     @FAST

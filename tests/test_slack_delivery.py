@@ -10,7 +10,7 @@ from bot import cli
 from bot.delivery import MAX_BACKOFF
 from bot.doctor import run_checks
 from bot.slack import ids
-from bot.slack.pacing import SlackPacer
+from bot.slack.adapters.pacing import SlackPacer
 from tests.slack_harness import (  # noqa: F401  (fixtures)
     APPROVAL_CHANNEL,
     APPROVER,

@@ -39,8 +39,9 @@ from bot.domain.states import TERMINAL
 from bot.slack.render.kit import clip
 from bot.slack.render.notices import dm_message, thread_message
 from bot.slack.render.requests import card_message
-from bot.slack.channel_trouble import CHANNEL_ERRORS, ChannelTrouble
-from bot.slack.pacing import SlackPacer
+from bot.slack.adapters.channel_trouble import CHANNEL_ERRORS, ChannelTrouble
+from bot.slack.adapters.pacing import SlackPacer
+from bot.slack.api_errors import slack_error
 from bot.slack.configure import render_config
 from bot.slack.render.config import RenderConfig
 from bot.store.outbox import OutboxItem
@@ -60,16 +61,6 @@ TRANSIENT_ERRORS = frozenset({"internal_error", "fatal_error", "service_unavaila
 # The message itself was refused: sent again as text only, so the reader still gets the answer.
 TOO_BIG_ERRORS = frozenset({"msg_blocks_too_long", "invalid_blocks", "msg_too_long", "invalid_blocks_format"})
 CARD_GONE = frozenset({"message_not_found", "cant_update_message"})
-
-
-def slack_error(exc: Exception) -> str:
-    """The Slack error code (``not_in_channel``, ``ratelimited``…), never the request that carried the token."""
-    if isinstance(exc, SlackApiError) and exc.response is not None:
-        data = exc.response.data
-        if isinstance(data, dict) and data.get("error"):
-            return str(data["error"])
-        return f"HTTP {exc.response.status_code}"
-    return type(exc).__name__
 
 
 class SlackNotifier:

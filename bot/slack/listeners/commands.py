@@ -3,33 +3,31 @@
 The grammar is ``bot.domain.grammar.parse``. Text it cannot parse, and
 ``help``, are answered in the ack itself: parsing is pure and instant and
 nothing else happens. Everything else is acked first (Slack waits 3 s at
-most; provider searches take longer) and answered when done.
+most; provider searches take longer) and answered when done: one service call
+per verb, rendered.
 """
 
 from __future__ import annotations
 
 import logging
-
-import httpx
+from typing import Any
 
 from slack_bolt.async_app import AsyncApp
-from slack_sdk.errors import SlackApiError
 
+from bot.domain.errors import NumbersError, UsageError
 from bot.domain.grammar import Command, parse
-from bot.domain.errors import NotAllowed, NotFound, NumbersError, UsageError
 from bot.slack import ids
+from bot.slack.adapters.audit_upload import send_to_dm, spool_csv
+from bot.slack.answer import Origin, answered, open_modal, tell
+from bot.slack.deps import SlackDeps
 from bot.slack.render.holdings import costs_message, inventory_message
-from bot.slack.render.kit import plural
+from bot.slack.render.kit import Message, plural
 from bot.slack.render.modals import release_modal, search_modal
 from bot.slack.render.notices import error_message, help_message, note
 from bot.slack.render.offers import offers_message, search_title_for, searching_text
 from bot.slack.render.requests import mine_message, pending_message, show_message
-from bot.slack.actions import open_modal
-from bot.slack.audit_upload import spool_csv, upload_file
-from bot.slack.deps import SlackDeps
-from bot.slack.failures import answered
-from bot.slack.notifier import slack_error
-from bot.slack.origin import Origin, tell
+
+__all__ = ["register", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +35,7 @@ log = logging.getLogger(__name__)
 def register(app: AsyncApp, deps: SlackDeps) -> None:
     @app.command(ids.COMMAND)
     @answered(deps)
-    async def numbers_command(ack, body) -> None:
+    async def numbers_command(ack: Any, body: dict[str, Any]) -> None:
         origin = Origin.from_command(body)
         try:
             command = parse(body.get("text") or "")
@@ -65,44 +63,45 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
 
 async def run(deps: SlackDeps, command: Command, origin: Origin, *, trigger_id: str | None) -> None:
     """Carry out one parsed command after the ack; user-facing failures are answered, not raised."""
-    service, user = deps.service, origin.user
     try:
         if command.verb == "search-form":
             await open_search_form(deps, origin, trigger_id)
-        elif command.verb == "search":
-            assert command.query is not None
-            result = await service.search(user, command.query)
-            await tell(deps, origin, offers_message(result, deps.render, now=deps.clock()))
-        elif command.verb == "assign":
-            result = await service.assign_search(user, command.location)
-            await tell(deps, origin, offers_message(result, deps.render, now=deps.clock()))
-        elif command.verb == "mine":
-            await tell(deps, origin, mine_message(await service.mine(user)))
-        elif command.verb == "pending":
-            await tell(deps, origin, pending_message(await service.pending(user)))
-        elif command.verb == "show":
-            assert command.request_id is not None
-            request = await service.show(command.request_id, user)
-            offer = await service.offer_or_none(request.offer_id)
-            await tell(deps, origin, show_message(request, deps.render, offer=offer, now=deps.clock()))
-        elif command.verb == "cancel":
-            assert command.request_id is not None
-            request = await service.cancel(command.request_id, user)
-            await tell(deps, origin, note(f":heavy_multiplication_x: Request #{request.id} is cancelled."))
-        elif command.verb == "audit":
-            await upload_audit(deps, origin, command.days or 30)
-        elif command.verb == "inventory":
-            numbers = await service.inventory()
-            await tell(deps, origin, inventory_message(numbers, await service.costs()))
-        elif command.verb == "costs":
-            await tell(deps, origin, costs_message(await service.costs()))
         elif command.verb == "release":
             assert command.number is not None
             await open_release_form(deps, origin, command.number, trigger_id)
-        else:  # pragma: no cover - parse() returns only the verbs above
-            raise UsageError(f"`{command.verb}` is not something I can do.")
+        elif command.verb == "audit":
+            await upload_audit(deps, origin, command.days or 30)
+        else:
+            await tell(deps, origin, await answer(deps, command, origin.user))
     except NumbersError as exc:
         await tell(deps, origin, error_message(exc))
+
+
+async def answer(deps: SlackDeps, command: Command, user: str) -> Message:
+    """The one service call a verb makes, rendered."""
+    service = deps.service
+    if command.verb == "search":
+        assert command.query is not None
+        return offers_message(await service.search(user, command.query), deps.render, now=deps.clock())
+    if command.verb == "assign":
+        return offers_message(await service.assign_search(user, command.location), deps.render, now=deps.clock())
+    if command.verb == "mine":
+        return mine_message(await service.mine(user))
+    if command.verb == "pending":
+        return pending_message(await service.pending(user))
+    if command.verb == "show":
+        assert command.request_id is not None
+        request, offer = await service.show_with_offer(command.request_id, user)
+        return show_message(request, deps.render, offer=offer, now=deps.clock())
+    if command.verb == "cancel":
+        assert command.request_id is not None
+        request = await service.cancel(command.request_id, user)
+        return note(f":heavy_multiplication_x: Request #{request.id} is cancelled.")
+    if command.verb == "inventory":
+        return inventory_message(*await service.holdings())
+    if command.verb == "costs":
+        return costs_message(await service.costs())
+    raise UsageError(f"`{command.verb}` is not something I can do.")  # pragma: no cover - parse() returns only these
 
 
 async def open_search_form(deps: SlackDeps, origin: Origin, trigger_id: str | None) -> None:
@@ -123,31 +122,21 @@ async def open_release_form(deps: SlackDeps, origin: Origin, number: str, trigge
 
 
 async def upload_audit(deps: SlackDeps, origin: Origin, days: int) -> None:
-    """The audit CSV as a file in the approver's DM with the bot, streamed (``bot.slack.audit_upload``)."""
+    """The audit CSV as a file in the approver's DM with the bot, streamed (``bot.slack.adapters.audit_upload``)."""
     spooled = await spool_csv(await deps.service.audit_csv(origin.user, days))
     events = spooled.rows
     stamp = deps.clock().strftime("%Y%m%d-%H%M")
-    try:
-        opened = await deps.client.conversations_open(users=origin.user)
-        channel = opened["channel"]["id"]
-        await upload_file(
-            deps.client,
-            spooled,
-            channel=channel,
-            filename=f"numbers-audit-{days}d-{stamp}.csv",
-            title=f"numbers-bot audit log, last {plural(days, 'day')}",
-            initial_comment=f"The audit log of the last {plural(days, 'day')}: {plural(events, 'event')}.",
-        )
-    except httpx.HTTPError as exc:
-        log.error("audit upload for %s failed: %s", origin.user, type(exc).__name__)
-        await tell(deps, origin, note(":warning: The audit file could not be sent to Slack; try again later."))
+    problem = await send_to_dm(
+        deps.client,
+        origin.user,
+        spooled,
+        filename=f"numbers-audit-{days}d-{stamp}.csv",
+        title=f"numbers-bot audit log, last {plural(days, 'day')}",
+        initial_comment=f"The audit log of the last {plural(days, 'day')}: {plural(events, 'event')}.",
+    )
+    if problem is not None:
+        await tell(deps, origin, note(problem))
         return
-    except SlackApiError as exc:
-        log.error("audit upload for %s failed: %s", origin.user, slack_error(exc))
-        await tell(deps, origin, note(f":warning: Slack refused the audit file ({slack_error(exc)}); try again later."))
-        return
-    finally:
-        spooled.file.close()
     await tell(
         deps,
         origin,

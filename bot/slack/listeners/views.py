@@ -1,10 +1,11 @@
-"""Modal submissions: the search form, the justification form, the deny reason.
+"""Modal submissions: the search form, the justification form, the deny and release reasons.
 
-What can be checked from the form alone (and the local store) is checked
-before the ack, and a bad value is shown next to its field
-(``response_action: errors``). Everything that needs a provider or may be slow
-(the search itself, ``prepare()`` of a request) runs after the ack, and its
-outcome reaches the user where they started (response_url, else DM).
+What can be checked from the form alone is checked before the ack, and a bad
+value is shown next to its field (``response_action: errors``); the search
+form's fields are read by the same readers as ``/numbers search``
+(``bot.domain.grammar.search_fields``). Everything that needs a provider or
+may be slow (the search itself, ``prepare()`` of a request) runs after the
+ack, and its outcome reaches the user where they started (response_url, else DM).
 """
 
 from __future__ import annotations
@@ -13,89 +14,52 @@ import logging
 import re
 from typing import Any
 
-import phonenumbers
 from slack_bolt.async_app import AsyncApp
 
-from bot.domain.grammar import MAX_REASON, NUMBER_TYPE_LABELS, SEARCH_PROVIDERS, reason_problem
 from bot.domain.errors import NumbersError
+from bot.domain.grammar import MAX_REASON, reason_problem, search_fields
 from bot.providers.base import SearchQuery
-from bot.services import MAX_JUSTIFICATION
 from bot.slack import ids
-from bot.slack.render.kit import provider_name, safe
+from bot.slack.answer import Origin, answered, tell
+from bot.slack.deps import SlackDeps
+from bot.slack.listeners.payloads import has_input, request_id_of, state_value
+from bot.slack.render.kit import safe
 from bot.slack.render.modals import read_metadata, request_quantity_limit
 from bot.slack.render.notices import error_message, note
 from bot.slack.render.offers import offers_message
-from bot.slack.deps import SlackDeps
-from bot.slack.failures import answered
-from bot.slack.actions import request_id_of
-from bot.slack.origin import Origin, tell
+
+__all__ = ["read_search", "register"]
 
 log = logging.getLogger(__name__)
 
-
-def _values(view: Any) -> dict[str, Any]:
-    state = view.get("state") if isinstance(view, dict) else None
-    values = state.get("values") if isinstance(state, dict) else None
-    return values if isinstance(values, dict) else {}
-
-
-def state_value(view: dict[str, Any], block_id: str) -> Any:
-    """The submitted value of the input ``block_id`` (block and action ids are the same here)."""
-    block = _values(view).get(block_id)
-    element = block.get(block_id) if isinstance(block, dict) else None
-    if not isinstance(element, dict):
-        return None
-    kind = element.get("type")
-    if kind in ("static_select", "radio_buttons"):
-        option = element.get("selected_option")
-        value = option.get("value") if isinstance(option, dict) else None
-    elif kind == "checkboxes":
-        options = element.get("selected_options")
-        return [str(o.get("value")) for o in options if isinstance(o, dict)] if isinstance(options, list) else []
-    else:
-        value = element.get("value")
-    # Slack sends strings; anything else came from somewhere else and is read as text, never trusted as a type.
-    return None if value is None else str(value)
+# The search form's inputs by the grammar's field names (``search_fields``).
+SEARCH_INPUTS = {
+    "country": ids.INPUT_COUNTRY,
+    "number_type": ids.INPUT_TYPE,
+    "prefix": ids.INPUT_PREFIX,
+    "quantity": ids.INPUT_QUANTITY,
+    "provider": ids.INPUT_PROVIDER,
+}
 
 
-def has_input(view: dict[str, Any], block_id: str) -> bool:
-    return block_id in _values(view)
-
-
-def read_search(view: dict[str, Any], deps: SlackDeps) -> tuple[SearchQuery | None, dict[str, str]]:
+def read_search(view: dict[str, Any], deps: Any) -> tuple[SearchQuery | None, dict[str, str]]:
     """The search form as a ``SearchQuery``, or the errors to show next to each field."""
-    errors: dict[str, str] = {}
     provider = state_value(view, ids.INPUT_PROVIDER) or ids.ANY_PROVIDER
-    if provider != ids.ANY_PROVIDER and provider not in SEARCH_PROVIDERS:
-        errors[ids.INPUT_PROVIDER] = "Pick a provider from the list."
-    elif provider != ids.ANY_PROVIDER and provider not in deps.service.providers:
-        enabled = ", ".join(p for p in SEARCH_PROVIDERS if p in deps.service.providers) or "none"
-        errors[ids.INPUT_PROVIDER] = f"{provider_name(provider)} is not enabled here (enabled: {enabled})."
-    country = (state_value(view, ids.INPUT_COUNTRY) or "").strip().upper()
-    if not re.fullmatch(r"[A-Z]{2}", country) or country not in phonenumbers.SUPPORTED_REGIONS:
-        errors[ids.INPUT_COUNTRY] = "Give a two-letter country code (ISO 3166), e.g. US, GB, DE."
-    number_type = state_value(view, ids.INPUT_TYPE) or "local"
-    if number_type not in NUMBER_TYPE_LABELS:
-        errors[ids.INPUT_TYPE] = "Pick local, toll-free or national."
-    prefix_text = re.sub(r"[\s()+-]", "", state_value(view, ids.INPUT_PREFIX) or "")
-    if prefix_text and not re.fullmatch(r"[0-9]{1,6}", prefix_text):  # ASCII: \d is any Unicode digit
-        errors[ids.INPUT_PREFIX] = "Digits only, at most 6 (an area code like 206 or a prefix like 833)."
     capabilities = state_value(view, ids.INPUT_CAPABILITIES) or []
-    quantity_text = str(state_value(view, ids.INPUT_QUANTITY) or "1").strip()
-    maximum = deps.settings.max_quantity
-    if not re.fullmatch(r"[0-9]{1,6}", quantity_text) or not 1 <= int(quantity_text) <= maximum:
-        errors[ids.INPUT_QUANTITY] = f"A whole number from 1 to {maximum} (NUMBERS_MAX_QUANTITY)."
-    if errors:
-        return None, errors
-    query = SearchQuery(
-        country=country,
-        number_type=number_type,
-        prefix=prefix_text or None,
-        quantity=int(quantity_text),
+    query, problems = search_fields(
+        country=state_value(view, ids.INPUT_COUNTRY) or "",
+        number_type=state_value(view, ids.INPUT_TYPE) or "local",
+        # Slack's text input: "(206)", "+1 833" and "833-" mean the digits.
+        prefix=re.sub(r"[\s()+-]", "", state_value(view, ids.INPUT_PREFIX) or ""),
+        quantity=str(state_value(view, ids.INPUT_QUANTITY) or "1").strip(),
         sms="sms" in capabilities,
         voice="voice" in capabilities,
         provider=None if provider == ids.ANY_PROVIDER else provider,
+        max_quantity=deps.render.max_quantity,
     )
+    errors = {SEARCH_INPUTS[name]: text for name, text in problems.items()}
+    if query is None:
+        return None, errors
     try:
         if not deps.service.searchable_providers(query):
             errors[ids.INPUT_TYPE] = "No enabled provider sells national numbers; pick local or toll-free."
@@ -107,7 +71,7 @@ def read_search(view: dict[str, Any], deps: SlackDeps) -> tuple[SearchQuery | No
 def register(app: AsyncApp, deps: SlackDeps) -> None:
     @app.view(ids.VIEW_SEARCH)
     @answered(deps)
-    async def search_submitted(ack, body, view) -> None:
+    async def search_submitted(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
         query, errors = read_search(view, deps)
         if errors:
             await ack(response_action="errors", errors=errors)
@@ -130,7 +94,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
 
     @app.view(ids.VIEW_REQUEST)
     @answered(deps)
-    async def request_submitted(ack, body, view) -> None:
+    async def request_submitted(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
         user = body["user"]["id"]
         meta = read_metadata(view.get("private_metadata"))
         offer_id = str(meta.get("offer") or "")
@@ -138,12 +102,12 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         errors: dict[str, str] = {}
         if not justification.strip():
             errors[ids.INPUT_JUSTIFICATION] = "Say what the numbers are for; approvers decide on it."
-        elif len(justification) > MAX_JUSTIFICATION:
-            errors[ids.INPUT_JUSTIFICATION] = f"At most {MAX_JUSTIFICATION} characters (this is {len(justification)})."
+        elif len(justification) > MAX_REASON:
+            errors[ids.INPUT_JUSTIFICATION] = f"At most {MAX_REASON} characters (this is {len(justification)})."
         quantity: int | None = None
         if has_input(view, ids.INPUT_QUANTITY):
             offer = await deps.service.offer_or_none(offer_id)
-            limit = request_quantity_limit(offer, deps.render) if offer else deps.settings.max_quantity
+            limit = request_quantity_limit(offer, deps.render) if offer else deps.render.max_quantity
             text = str(state_value(view, ids.INPUT_QUANTITY) or "").strip()
             if not re.fullmatch(r"[0-9]{1,6}", text) or not 1 <= int(text) <= limit:
                 errors[ids.INPUT_QUANTITY] = f"A whole number from 1 to {limit}."
@@ -167,7 +131,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
 
     @app.view(ids.VIEW_RELEASE)
     @answered(deps)
-    async def release_submitted(ack, body, view) -> None:
+    async def release_submitted(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
         reason = state_value(view, ids.INPUT_REASON) or ""
         if not reason.strip():
             await ack(response_action="errors", errors={ids.INPUT_REASON: "Say why; approvers decide on it."})
@@ -186,7 +150,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
 
     @app.view(ids.VIEW_DENY)
     @answered(deps)
-    async def deny_submitted(ack, body, view) -> None:
+    async def deny_submitted(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
         reason = state_value(view, ids.INPUT_REASON) or ""
         if not reason.strip():
             await ack(response_action="errors", errors={ids.INPUT_REASON: "Say why; the requester sees it."})
