@@ -219,7 +219,7 @@ class SlackNotifier:
             elif error in CHANNEL_ERRORS:
                 await self.trouble.report(request, request.card_channel, error, card)
             elif error in TOO_BIG_ERRORS:
-                short = {"text": card.get("text") or "", "blocks": []}
+                short: dict[str, Any] = {"text": card.get("text") or "", "blocks": []}
                 await self._slack("chat.update", self.client.chat_update, channel=request.card_channel, ts=request.card_ts, **short)
             else:
                 log.error("could not update the card of request %s: %s", request.id, error)
