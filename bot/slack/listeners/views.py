@@ -23,9 +23,8 @@ from bot.slack import ids
 from bot.slack.answer import Origin, answered, tell
 from bot.slack.deps import SlackDeps
 from bot.slack.listeners.payloads import has_input, request_id_of, state_value
-from bot.slack.render.kit import safe
 from bot.slack.render.modals import read_metadata, request_quantity_limit
-from bot.slack.render.notices import error_message, note
+from bot.slack.render.notices import error_message, note, refused_message
 from bot.slack.render.offers import offers_message
 
 __all__ = ["read_search", "register"]
@@ -68,7 +67,41 @@ def read_search(view: dict[str, Any], deps: Any) -> tuple[SearchQuery | None, di
     return (None, errors) if errors else (query, {})
 
 
+def read_request_form(view: dict[str, Any], limit: int | None) -> tuple[str, int | None, dict[str, str]]:
+    """The justification and, when the form asks for it, the quantity (1 to ``limit``); or the field errors."""
+    justification = state_value(view, ids.INPUT_JUSTIFICATION) or ""
+    errors: dict[str, str] = {}
+    if not justification.strip():
+        errors[ids.INPUT_JUSTIFICATION] = "Say what the numbers are for; approvers decide on it."
+    elif len(justification) > MAX_REASON:
+        errors[ids.INPUT_JUSTIFICATION] = f"At most {MAX_REASON} characters (this is {len(justification)})."
+    quantity: int | None = None
+    if limit is not None:
+        text = str(state_value(view, ids.INPUT_QUANTITY) or "").strip()
+        if not re.fullmatch(r"[0-9]{1,6}", text) or not 1 <= int(text) <= limit:
+            errors[ids.INPUT_QUANTITY] = f"A whole number from 1 to {limit}."
+        else:
+            quantity = int(text)
+    return justification, quantity, errors
+
+
+def reason_errors(reason: str, empty: str) -> dict[str, str]:
+    """The deny or release reason's field error, if any; ``empty`` says why it is needed."""
+    if not reason.strip():
+        return {ids.INPUT_REASON: empty}
+    if reason_problem(reason):
+        return {ids.INPUT_REASON: f"At most {MAX_REASON} characters (this is {len(reason)})."}
+    return {}
+
+
 def register(app: AsyncApp, deps: SlackDeps) -> None:
+    register_search(app, deps)
+    register_request(app, deps)
+    register_release(app, deps)
+    register_deny(app, deps)
+
+
+def register_search(app: AsyncApp, deps: SlackDeps) -> None:
     @app.view(ids.VIEW_SEARCH)
     @answered(deps)
     async def search_submitted(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
@@ -92,27 +125,19 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             channel=origin.channel,
         )
 
+
+def register_request(app: AsyncApp, deps: SlackDeps) -> None:
     @app.view(ids.VIEW_REQUEST)
     @answered(deps)
     async def request_submitted(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
         user = body["user"]["id"]
         meta = read_metadata(view.get("private_metadata"))
         offer_id = str(meta.get("offer") or "")
-        justification = state_value(view, ids.INPUT_JUSTIFICATION) or ""
-        errors: dict[str, str] = {}
-        if not justification.strip():
-            errors[ids.INPUT_JUSTIFICATION] = "Say what the numbers are for; approvers decide on it."
-        elif len(justification) > MAX_REASON:
-            errors[ids.INPUT_JUSTIFICATION] = f"At most {MAX_REASON} characters (this is {len(justification)})."
-        quantity: int | None = None
+        limit: int | None = None
         if has_input(view, ids.INPUT_QUANTITY):
             offer = await deps.service.offer_or_none(offer_id)
             limit = request_quantity_limit(offer, deps.render) if offer else deps.render.max_quantity
-            text = str(state_value(view, ids.INPUT_QUANTITY) or "").strip()
-            if not re.fullmatch(r"[0-9]{1,6}", text) or not 1 <= int(text) <= limit:
-                errors[ids.INPUT_QUANTITY] = f"A whole number from 1 to {limit}."
-            else:
-                quantity = int(text)
+        justification, quantity, errors = read_request_form(view, limit)
         if errors:
             await ack(response_action="errors", errors=errors)
             return
@@ -122,22 +147,18 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             # prepare() at the provider can be slow (Webex looks the person up): it runs after the ack.
             await deps.service.request(user, offer_id, justification, quantity=quantity)
         except NumbersError as exc:
-            await tell(
-                deps,
-                origin,
-                note(f":warning: Your request was not sent: {safe(str(exc))}"),
-            )
+            await tell(deps, origin, refused_message("Your request was not sent", exc))
         # Success needs no answer here: the notifier DMs the requester where the card went.
 
+
+def register_release(app: AsyncApp, deps: SlackDeps) -> None:
     @app.view(ids.VIEW_RELEASE)
     @answered(deps)
     async def release_submitted(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
         reason = state_value(view, ids.INPUT_REASON) or ""
-        if not reason.strip():
-            await ack(response_action="errors", errors={ids.INPUT_REASON: "Say why; approvers decide on it."})
-            return
-        if reason_problem(reason):
-            await ack(response_action="errors", errors={ids.INPUT_REASON: f"At most {MAX_REASON} characters (this is {len(reason)})."})
+        errors = reason_errors(reason, "Say why; approvers decide on it.")
+        if errors:
+            await ack(response_action="errors", errors=errors)
             return
         await ack()
         meta = read_metadata(view.get("private_metadata"))
@@ -145,18 +166,18 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         try:
             await deps.service.request_release(origin.user, str(meta.get("number") or ""), reason)
         except NumbersError as exc:
-            await tell(deps, origin, note(f":warning: The release was not asked for: {safe(str(exc))}"))
+            await tell(deps, origin, refused_message("The release was not asked for", exc))
         # Success: the notifier posts the card and DMs the requester where it went.
 
+
+def register_deny(app: AsyncApp, deps: SlackDeps) -> None:
     @app.view(ids.VIEW_DENY)
     @answered(deps)
     async def deny_submitted(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
         reason = state_value(view, ids.INPUT_REASON) or ""
-        if not reason.strip():
-            await ack(response_action="errors", errors={ids.INPUT_REASON: "Say why; the requester sees it."})
-            return
-        if reason_problem(reason):
-            await ack(response_action="errors", errors={ids.INPUT_REASON: f"At most {MAX_REASON} characters (this is {len(reason)})."})
+        errors = reason_errors(reason, "Say why; the requester sees it.")
+        if errors:
+            await ack(response_action="errors", errors=errors)
             return
         await ack()
         meta = read_metadata(view.get("private_metadata"))

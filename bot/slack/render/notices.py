@@ -26,7 +26,7 @@ from bot.slack.render.kit import (
 )
 from bot.slack.render.requests import DOING, status_text, what_text
 
-__all__ = ["approver_mentions", "dm_message", "error_message", "help_message", "note", "thread_message"]
+__all__ = ["approver_mentions", "dm_message", "error_message", "help_message", "note", "refused_message", "thread_message"]
 
 
 def note(text: str) -> Message:
@@ -43,6 +43,11 @@ def error_message(exc: Exception, *, usage: str | None = None) -> Message:
         blocks.append(section(escape(usage)))
     # The fallback text is mrkdwn too (notifications, screen readers): escaped like the blocks.
     return Message(text=clip(safe(str(exc)), MESSAGE_TEXT_MAX), blocks=blocks)
+
+
+def refused_message(what: str, exc: Exception) -> Message:
+    """``what`` did not happen, and why in the error's own words (escaped, the bot's mentions kept)."""
+    return note(f":warning: {what}: {safe(str(exc))}")
 
 
 def help_message() -> Message:
