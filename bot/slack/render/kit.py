@@ -58,6 +58,8 @@ PROVIDER_NAMES = {"acs": "ACS", "plivo": "Plivo", "webex": "Webex Calling", "twi
 
 _SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
 _ESCAPED_MENTION = re.compile(r"&lt;@([UW][A-Z0-9]{2,})&gt;")
+# C0/C1 controls but tab and newline, and the bidi embeddings, overrides and isolates.
+_INVISIBLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 # --- the message value ----------------------------------------------------------
@@ -101,8 +103,9 @@ def sandboxed(message: Message, config: RenderConfig) -> Message:
 
 
 def escape(text: str) -> str:
-    """Escape text for Slack mrkdwn: ``<!channel>`` and ``<https://x|y>`` stay inert."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Escape text for Slack mrkdwn: ``<!channel>`` and ``<https://x|y>`` stay inert; control characters
+    (a NUL, a terminal escape) and bidi overrides (which can make text read backwards) are dropped."""
+    return _INVISIBLE.sub("", text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def inline(text: str, limit: int) -> str:
@@ -111,8 +114,12 @@ def inline(text: str, limit: int) -> str:
 
 
 def safe(text: str) -> str:
-    """Escape text for mrkdwn but keep the bot's own ``<@U…>`` mentions in messages it wrote."""
-    return _ESCAPED_MENTION.sub(r"<@\1>", escape(text))
+    """Escape text for mrkdwn but keep the bot's own ``<@U…>`` mentions in messages it wrote.
+
+    What the user typed is quoted in backticks in the bot's messages (``I don't understand `…```):
+    a mention in there stays text."""
+    parts = escape(text).split("`")
+    return "`".join(_ESCAPED_MENTION.sub(r"<@\1>", part) if i % 2 == 0 else part for i, part in enumerate(parts))
 
 
 def quote(text: str, limit: int) -> str:
@@ -129,7 +136,7 @@ def who(actor: str | None) -> str:
         return f"<@{actor}>"
     if actor == POLICY_ACTOR:
         return "policy"
-    return escape(actor)
+    return inline(actor, 80)
 
 
 def clip(text: str, limit: int, tail: str = "…") -> str:

@@ -243,7 +243,7 @@ def offers_message(result: SearchOutcome, config: RenderConfig, *, now: datetime
         price = money(cheapest.unit_monthly_cost, cheapest.currency) if cheapest.unit_monthly_cost is not None else "unknown"
         text = f"{plural(len(offers), 'offer')} for {title}; cheapest {price}/month at {provider_name(cheapest.provider)}"
     elif result.every_provider_failed:
-        text = f"The search for {title} failed: " + "; ".join(result.problems)
+        text = f"The search for {title} failed: " + "; ".join(escape(p) for p in result.problems)
     else:
         text = f"No offers for {title}"
     return sandboxed(Message(text=text, blocks=blocks), config)

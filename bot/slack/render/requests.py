@@ -319,7 +319,8 @@ def pending_message(requests: list[NumberRequest]) -> Message:
 
 
 def event_line(event: Event) -> str:
-    return f"{slack_date(event.at)} {who(event.actor)} *{event.kind}*: {escape(event.message)}"
+    # One line per event, bounded: one long deny reason must not push the rest of the history out.
+    return f"{slack_date(event.at)} {who(event.actor)} *{event.kind}*: {inline(event.message, 600)}"
 
 
 def show_message(
