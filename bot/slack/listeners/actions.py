@@ -34,6 +34,12 @@ def approved_text(request_id: int, complete: bool, approvals: int, required: int
 
 
 def register(app: AsyncApp, deps: SlackDeps) -> None:
+    register_request(app, deps)
+    register_decisions(app, deps)
+    register_home_search(app, deps)
+
+
+def register_request(app: AsyncApp, deps: SlackDeps) -> None:
     @app.action(ids.ACTION_REQUEST)
     @answered(deps)
     async def request_clicked(ack: Any, body: dict[str, Any]) -> None:
@@ -47,6 +53,8 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         view = request_modal(offer, deps.render, private_metadata=origin.metadata(offer=offer.id), now=deps.clock())
         await open_modal(deps, origin, body.get("trigger_id"), view.to_dict(), "request form", "Click *Request* again.")
 
+
+def register_decisions(app: AsyncApp, deps: SlackDeps) -> None:
     @app.action(ids.ACTION_APPROVE)
     @answered(deps)
     async def approve_clicked(ack: Any, body: dict[str, Any]) -> None:
@@ -87,6 +95,8 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         view = deny_modal(request, private_metadata=origin.metadata(request=request.id))
         await open_modal(deps, origin, body.get("trigger_id"), view.to_dict(), "deny form", "Click *Deny* again.")
 
+
+def register_home_search(app: AsyncApp, deps: SlackDeps) -> None:
     @app.action(ids.ACTION_HOME_SEARCH)
     @answered(deps)
     async def home_search_clicked(ack: Any, body: dict[str, Any]) -> None:
