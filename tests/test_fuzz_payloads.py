@@ -10,7 +10,7 @@ Two layers:
   200 (never 500), no listener fails, and nothing that matters changes (no request, no operation, no
   purchase; only refusals and searches are recorded).
 
-The slash-command grammar itself is fuzzed in tests/test_commands.py.
+The slash-command grammar itself is fuzzed in tests/test_grammar.py.
 """
 
 from __future__ import annotations
