@@ -149,7 +149,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     snapshots["last"] = tracemalloc.take_snapshot()
                 break
     finally:
-        # The SlackNotifier keeps one lock per request id it was told about (bot/slack/notifier.py).
+        # The SlackNotifier keeps one lock per request id it was told about (bot/slack/adapters/notifier.py).
         locks = getattr(c.service.notifier, "_locks", None)
         notifier_locks = len(locks) if locks is not None else None
         await c.aclose()

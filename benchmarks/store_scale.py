@@ -11,8 +11,8 @@ Then times (median and p95 of many calls, fresh arguments each call):
 
 * ``mine`` (``NumbersService.mine``), ``pending`` (``NumbersService.pending``),
   ``show`` (``NumbersService.show``: the request and its history), the App Home
-  render (what ``bot.slack.home.publish_home`` does before ``views.publish``:
-  ``pending`` + ``mine`` + ``blocks.home_view``) — target ≤ 10 ms median each;
+  render (what ``bot.slack.answer.publish_home`` does before ``views.publish``:
+  ``pending`` + ``mine`` + ``home_view``) — target ≤ 10 ms median each;
 * the worker's pass (``Worker.run_once``'s store queries, run every second), and
   ``committed_this_month`` (the budget check made on every approval);
 * ``audit`` of 30 days: ``NumbersService.audit_csv`` iterated to the end, with
@@ -190,8 +190,9 @@ def plan(store: Store, sql: str, args: list[Any]) -> list[str]:
 
 def measure_reads(store: Store, svc: NumbersService, info: dict[str, Any], iterations: int) -> dict[str, Any]:
     from bot.config import load_settings
-    from bot.slack import blocks
-    from bot.slack.home import HOME_PENDING_LIMIT
+    from bot.slack.configure import render_config
+    from bot.slack.render.home import home_view
+    from bot.slack.answer import HOME_PENDING_LIMIT
 
     settings = load_settings(NUMBERS_APPROVERS=",".join(APPROVERS), NUMBERS_APPROVAL_CHANNEL="CAPPROVALS",
                              NUMBERS_DB=":memory:")
@@ -214,7 +215,7 @@ def measure_reads(store: Store, svc: NumbersService, info: dict[str, Any], itera
             pending = run(svc.pending(user, limit=HOME_PENDING_LIMIT))
         except Exception:
             pending = None
-        blocks.home_view(user, run(svc.mine(user, limit=10)), pending, settings).to_dict()
+        home_view(user, run(svc.mine(user, limit=10)), pending, render_config(settings)).to_dict()
 
     out["home_render"] = timeit(home, iterations)
 

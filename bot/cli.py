@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from bot.config import SANDBOX_NOTICE, Settings, load_settings
-from bot.domain.commands import parse_request_id, parse_search, reason_problem
+from bot.domain.grammar import parse_request_id, parse_search, reason_problem
 from bot.domain.display import both, until
 from bot.domain.errors import ConfigError, NotAllowed, NumbersError, UsageError
 from bot.domain.kinds import Change, Kind

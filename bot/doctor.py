@@ -151,7 +151,7 @@ async def slack_access_checks(settings: Settings) -> list[Check]:
     from slack_sdk.errors import SlackApiError
 
     from bot.slack.app import slack_client
-    from bot.slack.channel_trouble import fix_for
+    from bot.slack.adapters.channel_trouble import fix_for
     from bot.slack.ids import BOT_SCOPES
 
     client = slack_client(settings)

@@ -35,7 +35,7 @@ from aiohttp import web
 from bot.sandbox import SandboxServices
 from bot.sandbox.common import Clock
 from bot.server import create_asgi_app, uvicorn_config
-from bot.slack.blocks import as_text
+from bot.slack.render.kit import as_text
 
 BOT_TOKEN = "xoxb-1111-2222-slackharnesstoken"
 APP_TOKEN = "xapp-1-A0NUMBERS-3333-slackharnessapptoken"

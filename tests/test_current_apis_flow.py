@@ -9,7 +9,9 @@ import pytest
 
 from bot.domain.states import State
 from bot.domain.offers import SearchQuery
-from bot.slack.blocks import NOT_RESELL_LINE, card_message, decision_buttons, offer_text
+from bot.slack.render.offers import NOT_RESELL_LINE, offer_text
+from bot.slack.render.requests import card_message, decision_buttons
+from bot.slack.configure import render_config
 from tests.conftest import APPROVER, APPROVER2, REQUESTER
 
 PURCHASE = r"/availablePhoneNumbers/:purchase$"
@@ -39,7 +41,7 @@ async def test_an_offer_needing_the_agreement_says_so_and_approving_sends_it_and
     assert NOT_RESELL_LINE in offer_text(offer)
     request = await bot.svc.request(REQUESTER, offer.id, "Support line")
 
-    card = card_message(request, bot.c.settings, offer=offer)
+    card = card_message(request, render_config(bot.c.settings), offer=offer)
     blocks = [b.to_dict() for b in card.blocks]
     assert NOT_RESELL_LINE in json.dumps(blocks, ensure_ascii=False)
     approve = decision_buttons(request).to_dict()["elements"][0]
@@ -142,7 +144,7 @@ async def test_plivo_restriction_is_on_the_offer_and_card_and_a_regulated_buy_is
     assert "local address" in offer.ref["restriction_text"]
     assert "Plivo restriction" in offer_text(offer)
     request = await bot.svc.request(REQUESTER, offer.id, "Berlin office")
-    assert "Plivo restriction" in json.dumps([b.to_dict() for b in card_message(request, bot.c.settings).blocks])
+    assert "Plivo restriction" in json.dumps([b.to_dict() for b in card_message(request, render_config(bot.c.settings)).blocks])
     await bot.svc.approve(request.id, APPROVER)
     done = await bot.settle(request.id)
     assert done.state == State.PROVIDER_PENDING

@@ -10,7 +10,7 @@ Two layers:
   200 (never 500), no listener fails, and nothing that matters changes (no request, no operation, no
   purchase; only refusals and searches are recorded).
 
-The slash-command grammar itself is fuzzed in tests/test_commands.py.
+The slash-command grammar itself is fuzzed in tests/test_grammar.py.
 """
 
 from __future__ import annotations
@@ -27,11 +27,12 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from bot.domain.errors import NotFound
-from bot.slack import blocks, ids
-from bot.slack.actions import clicked, request_id_of
-from bot.slack.failures import describe, report, user_of
-from bot.slack.origin import Origin
-from bot.slack.views import has_input, read_search, state_value
+from bot.slack import ids
+from bot.slack.render.modals import metadata, read_metadata
+from bot.slack.answer import Origin, describe, report, user_of
+from bot.slack.configure import render_config
+from bot.slack.listeners.payloads import clicked, has_input, request_id_of, state_value
+from bot.slack.listeners.views import read_search
 from tests.reliability_harness import snapshot
 from tests.slack_harness import (  # noqa: F401  (fixtures)
     APPROVAL_CHANNEL,
@@ -101,7 +102,7 @@ class Replies:
     """A stand-in for ``SlackDeps`` that records what ``report`` tells the user."""
 
     def __init__(self):
-        self.settings = SimpleNamespace(approval_channel=APPROVAL_CHANNEL)
+        self.render = SimpleNamespace(approval_channel=APPROVAL_CHANNEL)
         self.sent: list[tuple[str, Any]] = []
 
     async def reply(self, user, message, *, response_url=None, channel=None):
@@ -112,7 +113,7 @@ class Replies:
 @FAST
 @given(body=st.dictionaries(st.sampled_from(["type", "user", "user_id", "command", "actions", "view", "event", "channel", "container", "response_url"]), json_values, max_size=6))
 def test_the_error_path_survives_any_body(body):
-    """``failures.report`` must never fail itself while telling the user that something else did."""
+    """``answer.report`` must never fail itself while telling the user that something else did."""
     assert isinstance(describe(body), str) and len(describe(body)) < 200
     deps = Replies()
     ref = asyncio.run(report(deps, RuntimeError("listener broke"), body))
@@ -125,7 +126,7 @@ def test_the_error_path_survives_any_body(body):
 @FAST
 @given(text=st.text(max_size=300) | st.sampled_from(["null", "[]", "1", '"x"', '{"a":', '{"request": "1; DROP"}']) | st.none())
 def test_private_metadata_of_any_text_reads_as_a_dict(text):
-    assert isinstance(blocks.read_metadata(text), dict)
+    assert isinstance(read_metadata(text), dict)
 
 
 def plain(block: str) -> st.SearchStrategy[dict[str, Any]]:
@@ -175,7 +176,7 @@ def test_search_form_values_of_any_shape_give_a_query_or_field_errors(settings_e
 
     app_settings = settings_env(NUMBERS_SANDBOX=True)
     components = build(app_settings)
-    deps = SimpleNamespace(service=components.service, settings=app_settings)
+    deps = SimpleNamespace(service=components.service, settings=app_settings, render=render_config(app_settings))
     seen = {"query": 0, "errors": 0}
 
     @FAST
@@ -244,10 +245,10 @@ def samples(request_id: int, response_url: str, rng: random.Random) -> list[tupl
         for action in (ids.ACTION_APPROVE, ids.ACTION_DENY, ids.ACTION_REQUEST, ids.ACTION_HOME_SEARCH)
     }
     views_ = {
-        ids.VIEW_REQUEST: ({ids.INPUT_JUSTIFICATION: text_value("fuzz")}, blocks.metadata(offer="onosuch1")),
-        ids.VIEW_DENY: ({ids.INPUT_REASON: text_value("fuzz")}, blocks.metadata(request=request_id)),
+        ids.VIEW_REQUEST: ({ids.INPUT_JUSTIFICATION: text_value("fuzz")}, metadata(offer="onosuch1")),
+        ids.VIEW_DENY: ({ids.INPUT_REASON: text_value("fuzz")}, metadata(request=request_id)),
         ids.VIEW_SEARCH: ({ids.INPUT_COUNTRY: text_value("US")}, ""),
-        ids.VIEW_RELEASE: ({ids.INPUT_REASON: text_value("fuzz")}, blocks.metadata(number="+18332270000")),
+        ids.VIEW_RELEASE: ({ids.INPUT_REASON: text_value("fuzz")}, metadata(number="+18332270000")),
     }
     view_payloads = {
         callback: json.loads(urllib.parse.parse_qs(view_submission(callback, values, user=OUTSIDER, private_metadata=meta).decode())["payload"][0])

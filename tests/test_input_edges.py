@@ -8,7 +8,7 @@ import json
 import phonenumbers
 import pytest
 
-from bot.domain.commands import MAX_REASON, parse, parse_request_id
+from bot.domain.grammar import MAX_REASON, parse, parse_request_id
 from bot.domain.errors import UsageError
 from bot.domain.states import State
 from bot.slack import ids

@@ -162,7 +162,7 @@ def rate_limited(retry_after: str):
 
 
 async def test_the_pacer_waits_out_retry_after_and_sends_again():
-    from bot.slack.pacing import SlackPacer
+    from bot.slack.adapters.pacing import SlackPacer
 
     clock = FakeTime()
     pacer = SlackPacer(monotonic=clock.monotonic, sleep=clock.sleep)
@@ -179,7 +179,7 @@ async def test_the_pacer_waits_out_retry_after_and_sends_again():
 
 
 async def test_the_pacer_spaces_posts_to_one_channel_after_a_short_burst():
-    from bot.slack.pacing import SlackPacer
+    from bot.slack.adapters.pacing import SlackPacer
 
     clock = FakeTime()
     pacer = SlackPacer(rate=1.0, burst=3, monotonic=clock.monotonic, sleep=clock.sleep)
@@ -198,8 +198,8 @@ async def test_the_pacer_spaces_posts_to_one_channel_after_a_short_burst():
 
 
 async def test_a_rate_limit_slack_keeps_answering_is_deferred_not_dropped(settings_env):
-    from bot.slack.notifier import SlackNotifier
-    from bot.slack.pacing import SlackPacer
+    from bot.slack.adapters.notifier import SlackNotifier
+    from bot.slack.adapters.pacing import SlackPacer
     from bot.store.outbox import OutboxItem
 
     clock = FakeTime()

@@ -13,7 +13,7 @@ from bot.domain.errors import NotFound, ProviderAuthError, ProviderError, Provid
 from bot.sandbox.acs import SANDBOX_ACS_ACCESS_KEY
 from bot.sandbox.plivo import SANDBOX_PLIVO_AUTH_ID
 from bot.services import search_failure
-from bot.slack.blocks import as_text
+from bot.slack.render.kit import as_text
 from tests.conftest import clean_env
 from tests.slack_harness import APPROVAL_CHANNEL, REQUESTER, card_text, slack_bot  # noqa: F401  (fixture)
 from tests.test_sandbox_server import served_sandbox  # noqa: F401  (fixture)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from bot.slack import blocks, ids
+from bot.slack import ids
+from bot.slack.render.modals import metadata
 from tests.reliability_harness import all_events
 from tests.slack_harness import (  # noqa: F401  (fixtures)
     APPROVAL_CHANNEL,
@@ -39,7 +40,7 @@ async def test_fifty_concurrent_requests_while_the_worker_runs(slack_bot, caplog
             ids.VIEW_REQUEST,
             {ids.INPUT_JUSTIFICATION: text_value(f"load {i}"), ids.INPUT_QUANTITY: number_value(1)},
             user=REQUESTER,
-            private_metadata=blocks.metadata(offer=groups[i % len(groups)]),
+            private_metadata=metadata(offer=groups[i % len(groups)]),
         )
         for i in range(half)
     ]

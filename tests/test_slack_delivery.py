@@ -10,7 +10,7 @@ from bot import cli
 from bot.delivery import MAX_BACKOFF
 from bot.doctor import run_checks
 from bot.slack import ids
-from bot.slack.pacing import SlackPacer
+from bot.slack.adapters.pacing import SlackPacer
 from tests.slack_harness import (  # noqa: F401  (fixtures)
     APPROVAL_CHANNEL,
     APPROVER,
@@ -142,7 +142,7 @@ async def test_with_no_server_running_the_cli_says_the_card_will_follow(slack_bo
 
 
 async def test_a_burst_under_slacks_rate_limits_loses_nothing(slack_bot, caplog):
-    from bot.slack import blocks
+    from bot.slack.render.modals import metadata
     from tests.slack_harness import number_value, text_value
 
     bot, slack = slack_bot, slack_bot.slack
@@ -163,7 +163,7 @@ async def test_a_burst_under_slacks_rate_limits_loses_nothing(slack_bot, caplog)
                 ids.VIEW_REQUEST,
                 {ids.INPUT_JUSTIFICATION: text_value(f"burst {i}"), ids.INPUT_QUANTITY: number_value(1)},
                 user=REQUESTER,
-                private_metadata=blocks.metadata(offer=groups[i % len(groups)]),
+                private_metadata=metadata(offer=groups[i % len(groups)]),
             )
             for i in range(start, start + wave)
         ]
@@ -245,7 +245,7 @@ def test_approve_on_a_spending_request_asks_to_confirm_the_cost():
 
     from bot.domain.requests import NumberRequest
     from bot.domain.states import State
-    from bot.slack.blocks import decision_buttons
+    from bot.slack.render.requests import decision_buttons
 
     now = datetime.now(timezone.utc)
     request = NumberRequest(
@@ -266,13 +266,14 @@ def test_approve_on_a_spending_request_asks_to_confirm_the_cost():
 
 
 async def test_a_search_larger_than_the_text_budget_fits_from_the_command_and_from_home(slack_bot, monkeypatch):
-    from bot.slack import blocks
-    from bot.slack.blocks import as_text
+    from bot.slack.render import offers as rendered_offers
+    from bot.slack.render.kit import as_text
+    from bot.slack.render.modals import metadata
     from tests.slack_harness import select_value, text_value
 
     bot, slack = slack_bot, slack_bot.slack
     # The sandbox's US local answer is 8–10k characters: scaled down, the same search is "too big".
-    monkeypatch.setattr(blocks, "BLOCK_TEXT_BUDGET", 2500)
+    monkeypatch.setattr(rendered_offers, "BLOCK_TEXT_BUDGET", 2500)
     slack.block_text_max = 3000
     response, url = await bot.command("search US local")
     post = (await bot.response_to(url))[-1]
@@ -281,14 +282,14 @@ async def test_a_search_larger_than_the_text_budget_fits_from_the_command_and_fr
     assert offers_in(post)
 
     values = {ids.INPUT_PROVIDER: select_value("any"), ids.INPUT_COUNTRY: text_value("US"), ids.INPUT_TYPE: select_value("local")}
-    ok = await bot.submit(ids.VIEW_SEARCH, values, user=REQUESTER, private_metadata=blocks.metadata())
+    ok = await bot.submit(ids.VIEW_SEARCH, values, user=REQUESTER, private_metadata=metadata())
     assert ok.status_code == 200
     dm = (await slack.wait_for(lambda: slack.dms(REQUESTER), what="the Home search's answer"))[-1]
     assert len(dm.text()) <= 2500 and "more offers — narrow the search" in dm.text()
 
     # Refused anyway (the limit is Slack's, undocumented): the text alone still answers.
     slack.block_text_max = 100
-    ok = await bot.submit(ids.VIEW_SEARCH, values, user=REQUESTER, private_metadata=blocks.metadata())
+    ok = await bot.submit(ids.VIEW_SEARCH, values, user=REQUESTER, private_metadata=metadata())
     taken = lambda: [c for c in slack.dms(REQUESTER) if c.answer.get("ok")]  # noqa: E731
     answers = await slack.wait_for(lambda: len(taken()) >= 2 and taken(), what="the text-only answer")
     assert answers[-1].blocks() == [] and "offers for US local" in answers[-1].params["text"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.slack import ids
+from bot.slack.render.kit import as_text
 from tests.slack_harness import (  # noqa: F401  (fixtures)
     APPROVAL_CHANNEL,
     APPROVER,
@@ -29,7 +30,6 @@ async def answer(bot, text, user=REQUESTER):
 
 
 def post_text(post) -> str:
-    from bot.slack.blocks import as_text
 
     return as_text(post.get("blocks") or []) or post.get("text", "")
 

@@ -17,7 +17,10 @@ from bot.domain.offers import SearchQuery
 from bot.providers.telnyx import TelnyxProvider, customer_reference
 from bot.sandbox.telnyx import HOLD_MINUTES, SANDBOX_TELNYX_API_URL, create_telnyx_sandbox
 from bot.services import HOLD_EXTEND_MARGIN
-from bot.slack import blocks
+from bot.slack.render.kit import slack_date
+from bot.slack.render.offers import offer_text
+from bot.slack.render.requests import card_message
+from bot.slack.configure import render_config
 from tests.conftest import APPROVER, REQUESTER
 
 ORDER = r"/v2/number_orders$"
@@ -44,14 +47,14 @@ def orders(bot) -> int:
 
 def card(bot, request) -> str:
     fresh = bot.store.get_request(request.id)
-    return json.dumps(blocks.card_message(fresh, bot.c.settings, offer=bot.store.get_offer(fresh.offer_id), now=bot.clock.now()).payload())
+    return json.dumps(card_message(fresh, render_config(bot.c.settings), offer=bot.store.get_offer(fresh.offer_id), now=bot.clock.now()).payload())
 
 
 async def test_offer_carries_cost_information(bot):
     offer = await offer_of(bot)
     assert offer.unit_monthly_cost == Decimal("1.00") and offer.unit_setup_cost == Decimal("1.00")
     assert offer.quantity == 2 and offer.sms and offer.voice
-    assert "Held for 30 minutes once you request it" in blocks.offer_text(offer)
+    assert "Held for 30 minutes once you request it" in offer_text(offer)
 
 
 async def test_requesting_reserves_the_numbers_and_the_card_shows_the_hold_end(bot):
@@ -82,7 +85,7 @@ async def test_the_hold_is_extended_while_the_request_waits(bot):
     assert [e.kind for e in waited.events].count("hold_extended") == 4
     assert "hold_extended" in bot.notes.whats(request.id)  # the card is redrawn with the new end
     shown = card(bot, request)
-    assert f"held until {blocks.slack_date(waited.hold_expires_at)} (2" in shown and "min more" in shown
+    assert f"held until {slack_date(waited.hold_expires_at)} (2" in shown and "min more" in shown
     await bot.svc.approve(request.id, APPROVER)
     done = await bot.settle(request.id)
     assert done.state == State.FULFILLED and orders(bot) == 1 and "rehold" not in [e.kind for e in done.events]

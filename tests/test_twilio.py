@@ -22,7 +22,9 @@ from bot.sandbox.twilio import (
     SANDBOX_TWILIO_AUTH_TOKEN,
     create_twilio_sandbox,
 )
-from bot.slack import blocks
+from bot.slack.render.offers import offer_text
+from bot.slack.render.requests import card_message
+from bot.slack.configure import render_config
 from tests.conftest import APPROVER, REQUESTER, no_wait
 
 BUY = r"/IncomingPhoneNumbers\.json$"
@@ -55,7 +57,7 @@ def buys(bot) -> int:
 async def test_offer_shows_price_and_says_not_reserved(bot):
     offer = await offer_of(bot)
     assert offer.unit_monthly_cost == Decimal("1.15") and offer.expires_at is None
-    text = blocks.offer_text(offer)
+    text = offer_text(offer)
     assert "$1.15/month" in text and "not reserved" in text
 
 
@@ -63,7 +65,7 @@ async def test_no_price_says_see_twilio_pricing_never_zero(bot):
     # The sandbox's Pricing API has no entry for Canada, as an account without pricing access sees.
     offer = await offer_of(bot, SearchQuery("CA", "local", "416", provider="twilio"))
     assert offer.unit_monthly_cost is None
-    text = blocks.offer_text(offer)
+    text = offer_text(offer)
     assert "see Twilio pricing" in text and "$0" not in text
 
 
@@ -77,7 +79,7 @@ async def test_pricing_api_refused_still_searches(bot):
 async def test_purchase_carries_the_reference_and_buys_once(bot):
     offer = await offer_of(bot)
     request = await bot.svc.request(REQUESTER, offer.id, "Sales line")
-    card = json.dumps(blocks.card_message(request, bot.c.settings, offer=(await bot.svc.offer(offer.id))).payload())
+    card = json.dumps(card_message(request, render_config(bot.c.settings), offer=(await bot.svc.offer(offer.id))).payload())
     assert request.hold_expires_at is None and "not reserved" in card
     await bot.svc.approve(request.id, APPROVER)
     done = await bot.settle(request.id)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from bot.sandbox.telnyx import HOLD_MINUTES
 from bot.services import HOLD_EXTEND_MARGIN
 from bot.slack import ids
-from bot.slack.blocks import slack_date
+from bot.slack.render.kit import slack_date
 from tests.slack_harness import APPROVAL_CHANNEL, APPROVER, REQUESTER, card_text, slack_bot  # noqa: F401  (fixture)
 from tests.test_slack_flow import request_offer
 

@@ -77,7 +77,7 @@ def test_doctor_checks_both_and_says_what_failed_without_the_secret(tmp_path):
 
 @pytest.mark.parametrize("name", ["twilio", "telnyx"])
 def test_via_names_them_in_the_grammar(name):
-    from bot.domain.commands import parse
+    from bot.domain.grammar import parse
 
     command = parse(f"search US local 415 x2 via {name.upper()}")
     assert command.query.provider == name and command.query.quantity == 2
@@ -86,9 +86,10 @@ def test_via_names_them_in_the_grammar(name):
 def test_the_search_form_offers_them(settings_env):
     import json
 
-    from bot.slack import blocks
+    from bot.slack.configure import render_config
+    from bot.slack.render.modals import search_modal
 
-    view = blocks.search_modal(["acs", "plivo", "webex", "twilio", "telnyx"], settings_env())
+    view = search_modal(["acs", "plivo", "webex", "twilio", "telnyx"], render_config(settings_env()))
     shown = json.dumps(view.to_dict())
     assert '"Twilio"' in shown and '"Telnyx"' in shown and '"twilio"' in shown and '"telnyx"' in shown
 

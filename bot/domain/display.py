@@ -9,7 +9,7 @@ import phonenumbers
 
 from bot.domain.policy import money
 
-__all__ = ["e164", "national", "both", "money", "until", "mrkdwn_escape"]
+__all__ = ["e164", "national", "both", "money", "until"]
 
 
 def e164(number: str) -> str:
@@ -57,11 +57,6 @@ def until(when: datetime | None, now: datetime | None = None) -> str:
     if minutes >= 1:
         return f"held {minutes} min more (until {clock})"
     return f"held {int(left)} s more (until {clock})"
-
-
-def mrkdwn_escape(text: str) -> str:
-    """Escape user text for Slack mrkdwn: ``<!channel>`` and ``<https://x|y>`` stay inert."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def total_text(unit: Decimal | None, quantity: int, currency: str) -> str:

@@ -15,6 +15,8 @@ from bot.domain.kinds import Kind
 from bot.domain.requests import NumberRequest
 from bot.domain.states import DESCRIBED, State
 
+POLICY_ACTOR = "policy"  # the actor of decisions the policy takes on its own (auto-approval)
+
 
 @dataclass(frozen=True)
 class Policy:

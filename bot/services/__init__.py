@@ -14,6 +14,11 @@ outside only through the ports (``bot/ports.py``) and the ``Store``:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from bot.domain.errors import NotAllowed
+from bot.domain.offers import Offer
+from bot.domain.requests import HeldNumber, NumberRequest
 from bot.ports import Directory, Notifier
 from bot.services.core import (
     INLINE_DELIVERY_WAIT,
@@ -32,6 +37,7 @@ from bot.services.searching import NO_NATIONAL, Searching, SearchResult, search_
 
 __all__ = [
     "NumbersService",
+    "HomeLists",
     "ApproveResult",
     "CostSummary",
     "SearchResult",
@@ -55,3 +61,31 @@ __all__ = [
 
 class NumbersService(Searching, Deciding, Inventory, Reports):
     """Every use case, over one store, one set of providers, one policy and the ports."""
+
+    # --- for the Slack listeners: one call per answer -----------------------------
+
+    async def home_lists(self, user: str, *, pending_limit: int, mine_limit: int) -> HomeLists:
+        """What the App Home shows ``user``: their requests and numbers and, for approvers, the queue."""
+        try:
+            pending: list[NumberRequest] | None = await self.pending(user, limit=pending_limit)
+        except NotAllowed:
+            pending = None  # not an approver: no queue
+        return HomeLists(mine=await self.mine(user, limit=mine_limit), pending=pending, numbers=await self.inventory(user))
+
+    async def show_with_offer(self, request_id: int, user: str) -> tuple[NumberRequest, Offer | None]:
+        """``show`` and the offer the request came from (the card's number type), for ``/numbers show``."""
+        request = await self.show(request_id, user)
+        return request, await self.offer_or_none(request.offer_id)
+
+    async def holdings(self) -> tuple[list[HeldNumber], CostSummary]:
+        """Every number held and the cost summary, for ``/numbers inventory``."""
+        return await self.inventory(), await self.costs()
+
+
+@dataclass
+class HomeLists:
+    """What the App Home shows one user (``NumbersService.home_lists``)."""
+
+    mine: list[NumberRequest]
+    pending: list[NumberRequest] | None  # None: the viewer is not an approver
+    numbers: list[HeldNumber]

@@ -22,6 +22,7 @@ from bot.domain.policy import Policy
 from bot.domain.requests import NumberRequest
 from bot.ports import Directory, Notifier, Provider
 from bot.store.db import Store
+from bot.domain.policy import POLICY_ACTOR
 from bot.store.threaded import ThreadedStore
 
 if TYPE_CHECKING:
@@ -35,7 +36,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 MAX_JUSTIFICATION = 3000
-POLICY_ACTOR = "policy"
 WORKER_ACTOR = "numbers-bot"
 INLINE_DELIVERY_WAIT = 3.0  # seconds a state change waits for its notifications to reach Slack
 

@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from bot.config import PROVIDER_LABELS, PROVIDER_SETTINGS
-from bot.domain.commands import SEARCH_PROVIDERS
+from bot.domain.grammar import SEARCH_PROVIDERS
 from bot.domain.errors import NotAllowed, NumbersError, ProviderAuthError, ProviderError, ProviderUnavailable, UsageError
 from bot.domain.offers import Offer, SearchQuery
 from bot.services.core import ServiceCore, new_offer_id

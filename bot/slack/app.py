@@ -30,11 +30,12 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.app import Components, build
 from bot.config import Settings
 from bot.store.db import process_identity, utcnow
-from bot.slack import actions, commands, home, views
+from bot.slack import listeners
+from bot.slack.configure import render_config
 from bot.slack.deps import SlackDeps
-from bot.slack.directory import SlackDirectory
-from bot.slack.failures import report
-from bot.slack.notifier import SlackNotifier
+from bot.slack.adapters.directory import SlackDirectory
+from bot.slack.answer import report
+from bot.slack.adapters.notifier import SlackNotifier
 
 log = logging.getLogger(__name__)
 
@@ -152,17 +153,15 @@ def create_slack_app(components: Components, settings: Settings, *, client: Asyn
         settings=settings,
         client=client,
         clock=service.clock,
+        render=render_config(settings),
         in_flight=components.in_flight,
         pacer=getattr(service.notifier, "pacer", None),
     )
-    commands.register(app, deps)
-    actions.register(app, deps)
-    views.register(app, deps)
-    home.register(app, deps)
+    listeners.register(app, deps)
 
     @app.error
     async def on_error(error: Exception, body: dict[str, Any]) -> None:
-        # Only what fails outside a listener gets here (middleware, payload parsing); see failures.py.
+        # Only what fails outside a listener gets here (middleware, payload parsing); see answer.py.
         await report(deps, error, body or {})
 
     return app

@@ -20,9 +20,10 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.config import Settings
 from bot.services import NumbersService
-from bot.slack.blocks import Message
 from bot.domain.errors import DeliveryDeferred
-from bot.slack.notifier import slack_error
+from bot.slack.api_errors import slack_error
+from bot.slack.render.config import RenderConfig
+from bot.slack.render.kit import Message
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +34,9 @@ class SlackDeps:
     settings: Settings
     client: AsyncWebClient
     clock: Callable[[], datetime]
+    render: RenderConfig  # what rendering reads of the settings (``render_config``)
     in_flight: Any = None  # bot.app.InFlight: listeners' post-ack work, waited for on stop
-    pacer: Any = None  # bot.slack.pacing.SlackPacer shared with the notifier: DMs paced per channel
+    pacer: Any = None  # bot.slack.adapters.pacing.SlackPacer shared with the notifier: DMs paced per channel
 
     async def _post(self, **kwargs: Any) -> Any:
         if self.pacer is None:

@@ -1,4 +1,5 @@
-"""The ``/numbers`` command grammar (SPEC.md "Slack surface"), shared by Slack and the CLI.
+"""The ``/numbers`` command grammar (SPEC.md "Slack surface"): the one parser of Slack's command,
+the search form (``search_fields``) and the CLI.
 
 ``parse(text)`` returns a ``Command`` or raises ``UsageError`` whose message says
 exactly what was wrong and whose ``usage`` is the help text. It never raises
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import phonenumbers
 
@@ -80,14 +82,104 @@ def parse_request_id(word: str | None, verb: str) -> int:
     return int(m.group(1))
 
 
+# --- the fields of a search: one reader each, shared by ``/numbers search`` and the search form ---
+
+
+def read_country(word: str) -> str:
+    country = word.strip().upper()
+    if not country:
+        raise usage_error("Give a two-letter country code (ISO 3166), e.g. US, GB, DE.")
+    if not re.fullmatch(r"[A-Z]{2}", country):
+        raise usage_error(f"`{word}` is not a two-letter country code (ISO 3166), e.g. US, GB, DE.")
+    if country not in phonenumbers.SUPPORTED_REGIONS:
+        raise usage_error(f"`{country}` is not a country code I know (ISO 3166 two letters, e.g. US, GB, DE).")
+    return country
+
+
+def read_number_type(word: str) -> str:
+    low = word.strip().lower()
+    if low not in TYPE_WORDS:
+        raise usage_error(f"`{word}` is not a number type; use local, tollfree or national.")
+    return TYPE_WORDS[low]
+
+
+def read_prefix(word: str) -> str:
+    if not re.fullmatch(r"\+?[0-9]+", word):  # ASCII: \d is any Unicode digit
+        raise usage_error(f"`{word}` is not an area code or prefix: digits only, e.g. 206 or 833.")
+    digits = word.lstrip("+")
+    if len(digits) > 6:
+        raise usage_error(f"`{word}` is too long for an area code or prefix (at most 6 digits).")
+    return digits
+
+
+def read_quantity(digits: str, maximum: int | None = None) -> int:
+    """A whole number of numbers; ``maximum`` (NUMBERS_MAX_QUANTITY) where the reader knows it."""
+    if not re.fullmatch(r"[0-9]{1,6}", digits):
+        raise usage_error(f"`{digits}` is not a quantity; give a whole number, e.g. 2.")
+    quantity = int(digits)
+    if quantity < 1:
+        raise usage_error("Quantity must be at least 1 (`x1`).")
+    if maximum is not None and quantity > maximum:
+        raise usage_error(f"A whole number from 1 to {maximum} (NUMBERS_MAX_QUANTITY).")
+    return quantity
+
+
+def read_provider(word: str) -> str:
+    name = word.strip().lower()
+    if name not in SEARCH_PROVIDERS:
+        hint = " (Webex numbers are listed with `/numbers assign`)" if name == "webex" else ""
+        raise usage_error(f"`{word}` is not a provider I can search; use `acs`, `plivo`, `twilio` or `telnyx`{hint}.")
+    return name
+
+
+def search_fields(
+    *,
+    country: str,
+    number_type: str | None = None,
+    prefix: str | None = None,
+    quantity: str | None = None,
+    sms: bool = False,
+    voice: bool = False,
+    provider: str | None = None,
+    max_quantity: int | None = None,
+) -> tuple[SearchQuery | None, dict[str, str]]:
+    """A search given field by field (the search form): the query, or what is wrong with each field.
+
+    The keys of the problems are the field names (``country``, ``number_type``, ``prefix``,
+    ``quantity``, ``provider``); every field is read by the same reader ``/numbers search`` uses."""
+    readers: dict[str, tuple[Any, str | None]] = {
+        "country": (read_country, country),
+        "number_type": (read_number_type, number_type),
+        "prefix": (read_prefix, prefix),
+        "quantity": (lambda text: read_quantity(text, max_quantity), quantity),
+        "provider": (read_provider, provider),
+    }
+    values: dict[str, Any] = {}
+    problems: dict[str, str] = {}
+    for name, (reader, text) in readers.items():
+        if (text is None or text == "") and name != "country":  # the country is required, the rest optional
+            continue
+        try:
+            values[name] = reader(text or "")
+        except UsageError as exc:
+            problems[name] = str(exc)
+    if problems:
+        return None, problems
+    return SearchQuery(
+        country=values["country"],
+        number_type=values.get("number_type", "local"),
+        prefix=values.get("prefix"),
+        quantity=values.get("quantity", 1),
+        sms=sms,
+        voice=voice,
+        provider=values.get("provider"),
+    ), {}
+
+
 def parse_search(words: list[str]) -> SearchQuery:
     if not words:
         raise usage_error("`search` needs a country code, e.g. `/numbers search US tollfree`.")
-    country = words[0].upper()
-    if not re.fullmatch(r"[A-Z]{2}", country):
-        raise usage_error(f"`{words[0]}` is not a two-letter country code (ISO 3166), e.g. US, GB, DE.")
-    if country not in phonenumbers.SUPPORTED_REGIONS:
-        raise usage_error(f"`{country}` is not a country code I know (ISO 3166 two letters, e.g. US, GB, DE).")
+    country = read_country(words[0])
     number_type: str | None = None
     prefix: str | None = None
     quantity: int | None = None
@@ -100,20 +192,15 @@ def parse_search(words: list[str]) -> SearchQuery:
         if low in TYPE_WORDS:
             if number_type is not None:
                 raise usage_error(f"Give one number type, not `{number_type}` and `{low}`.")
-            number_type = TYPE_WORDS[low]
+            number_type = read_number_type(low)
         elif re.fullmatch(r"\+?[0-9]+", word):
             if prefix is not None:
                 raise usage_error(f"Give one area code or prefix, not `{prefix}` and `{word}`.")
-            digits = word.lstrip("+")
-            if len(digits) > 6:
-                raise usage_error(f"`{word}` is too long for an area code or prefix (at most 6 digits).")
-            prefix = digits
-        elif _QUANTITY.match(word):
+            prefix = read_prefix(word)
+        elif m := _QUANTITY.match(word):
             if quantity is not None:
                 raise usage_error("Give the quantity once, e.g. `x2`.")
-            quantity = int(_QUANTITY.match(word).group(1))  # type: ignore[union-attr]
-            if quantity < 1:
-                raise usage_error("Quantity must be at least 1 (`x1`).")
+            quantity = read_quantity(m.group(1))
         elif low == "sms":
             sms = True
         elif low == "voice":
@@ -121,11 +208,7 @@ def parse_search(words: list[str]) -> SearchQuery:
         elif low == "via":
             if i + 1 >= len(words):
                 raise usage_error("`via` needs a provider: `via acs`, `via plivo`, `via twilio` or `via telnyx`.")
-            name = words[i + 1].lower()
-            if name not in SEARCH_PROVIDERS:
-                hint = " (Webex numbers are listed with `/numbers assign`)" if name == "webex" else ""
-                raise usage_error(f"`{words[i + 1]}` is not a provider I can search; use `acs`, `plivo`, `twilio` or `telnyx`{hint}.")
-            provider = name
+            provider = read_provider(words[i + 1])
             i += 1
         elif re.fullmatch(r"x\S*", low):
             raise usage_error(f"`{word}` is not a quantity; write it as `x2` (a whole number after x).")

@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any, Awaitable, Callable, Protocol
 
 from slack_sdk.errors import SlackApiError
 
 from bot.domain.requests import NumberRequest
 from bot.domain.values import ts
-
-if TYPE_CHECKING:
-    from bot.slack.notifier import SlackNotifier
 
 __all__ = ["CHANNEL_ERRORS", "ChannelTrouble", "fix_for"]
 
@@ -53,8 +50,19 @@ def fix_for(error: str, channel: str) -> str:
     }.get(error, f"check that @numbers-bot can post in {where}.")
 
 
+class Poster(Protocol):
+    """What ``ChannelTrouble`` uses of the notifier that owns it (``SlackNotifier``)."""
+
+    settings: Any  # reads approver_ids
+    store: Any  # a ThreadedStore, or None before one is bound
+
+    def clock(self) -> datetime: ...
+
+    async def post(self, channel: str, message: dict[str, Any], **extra: Any) -> Any: ...
+
+
 class ChannelTrouble:
-    def __init__(self, notifier: "SlackNotifier", approvers: Callable[[], Awaitable[set[str]]] | None):
+    def __init__(self, notifier: Poster, approvers: Callable[[], Awaitable[set[str]]] | None):
         self.notifier = notifier
         self.approvers = approvers
 

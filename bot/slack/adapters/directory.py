@@ -26,7 +26,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.errors import DirectoryUnavailable
 from bot.domain.policy import Policy
-from bot.slack.notifier import slack_error
+from bot.slack.api_errors import slack_error
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,14 @@ from bot.domain.offers import Offer, SearchQuery
 from bot.domain.requests import Event, NumberRequest
 from bot.domain.states import State
 from bot.services import SearchResult
-from bot.slack import blocks, ids
-from bot.slack.blocks import MAX_MESSAGE_BLOCKS, MAX_VIEW_BLOCKS, as_text, card_message
+from bot.slack import ids
+from bot.slack.configure import render_config
+from bot.slack.render.home import home_view
+from bot.slack.render.kit import BLOCK_TEXT_BUDGET, MAX_MESSAGE_BLOCKS, MAX_VIEW_BLOCKS, Message, action_ids, as_text, clip, section
+from bot.slack.render.modals import deny_modal, request_modal, search_modal
+from bot.slack.render.notices import dm_message, error_message, thread_message
+from bot.slack.render.offers import offer_text, offers_message
+from bot.slack.render.requests import card_message, mine_message, pending_message, show_message
 
 NOW = datetime(2026, 11, 25, 15, 27, tzinfo=timezone.utc)
 HOSTILE = "Need it <!channel> & <@U0BOSS>, see <https://evil.example|your bank>"
@@ -25,8 +31,8 @@ HOSTILE = "Need it <!channel> & <@U0BOSS>, see <https://evil.example|your bank>"
 @pytest.fixture
 def settings(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
-    return load_settings(
-        NUMBERS_APPROVERS="UAPPROVER1,SAPPROVERS", NUMBERS_APPROVAL_CHANNEL="CAPPROVALS", NUMBERS_DB=":memory:"
+    return render_config(
+        load_settings(NUMBERS_APPROVERS="UAPPROVER1,SAPPROVERS", NUMBERS_APPROVAL_CHANNEL="CAPPROVALS", NUMBERS_DB=":memory:")
     )
 
 
@@ -111,13 +117,13 @@ def request(state: State = State.PENDING, **changes) -> NumberRequest:
     return replace(base, **changes)
 
 
-def rendered(message: blocks.Message) -> str:
+def rendered(message: Message) -> str:
     return as_text(message.payload()["blocks"])
 
 
 def test_offers_cheapest_first_with_request_buttons_costs_and_both_number_forms(settings):
     result = SearchResult(SearchQuery("US", "tollfree", "833", quantity=2), [acs_offer()], providers=["acs", "plivo"])
-    payload = blocks.offers_message(result, settings, now=NOW).payload()
+    payload = offers_message(result, settings, now=NOW).payload()
     text = as_text(payload["blocks"])
     assert "(833) 227-2459 · +18332272459" in text
     assert "*$2.00/month* each — $4.00/month for 2" in text
@@ -131,9 +137,9 @@ def test_offers_cheapest_first_with_request_buttons_costs_and_both_number_forms(
 def test_never_more_than_50_blocks_and_a_note_when_offers_are_left_out(settings, count):
     offers = [acs_offer(i) for i in range(count)]
     result = SearchResult(SearchQuery("US", "tollfree"), offers, problems=["plivo said (500): down"], providers=["acs", "plivo"])
-    payload = blocks.offers_message(result, settings, now=NOW).payload()
+    payload = offers_message(result, settings, now=NOW).payload()
     assert len(payload["blocks"]) <= MAX_MESSAGE_BLOCKS
-    assert len(as_text(payload["blocks"])) <= blocks.BLOCK_TEXT_BUDGET  # Slack refuses ~12k (msg_blocks_too_long)
+    assert len(as_text(payload["blocks"])) <= BLOCK_TEXT_BUDGET  # Slack refuses ~12k (msg_blocks_too_long)
     shown = [b for b in payload["blocks"] if (b.get("accessory") or {}).get("action_id") == ids.ACTION_REQUEST]
     if count > len(shown):
         assert f"{count - len(shown)} more offer" in as_text(payload["blocks"][-2:])  # then the sandbox notice
@@ -147,21 +153,21 @@ def test_never_more_than_50_blocks_and_a_note_when_offers_are_left_out(settings,
 
 def test_message_refuses_51_blocks():
     with pytest.raises(ValueError, match="51 blocks"):
-        blocks.Message("x", [blocks.section("x") for _ in range(51)])
+        Message("x", [section("x") for _ in range(51)])
 
 
 def test_plivo_and_webex_offers(settings):
-    plivo = blocks.offer_text(plivo_offer(), now=NOW)
+    plivo = offer_text(plivo_offer(), now=NOW)
     assert "*Plivo* · FR local · prefix 33 · AMIENS, FRANCE · 181 in stock" in plivo
     assert "*$0.80/month* · setup $1.50" in plivo
-    webex = blocks.offer_text(webex_offer(), now=NOW)
+    webex = offer_text(webex_offer(), now=NOW)
     assert "(415) 555-0100 · +14155550100" in webex and "HQ &lt;script&gt;" in webex and "ext. 100" in webex
 
 
 def test_costs_in_other_currencies_name_the_currency(settings):
     offer = replace(acs_offer(), currency="EUR", unit_monthly_cost=Decimal("1.25"))
-    assert "1.25 EUR/month" in blocks.offer_text(offer, now=NOW)
-    assert "cost not quoted by ACS" in blocks.offer_text(replace(acs_offer(), unit_monthly_cost=None), now=NOW)
+    assert "1.25 EUR/month" in offer_text(offer, now=NOW)
+    assert "cost not quoted by ACS" in offer_text(replace(acs_offer(), unit_monthly_cost=None), now=NOW)
 
 
 CARD_STATES = [
@@ -197,7 +203,7 @@ def test_card_states(settings, state, changes, status, buttons):
 
 def test_card_shows_the_approval_count_when_more_than_one_is_needed(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
-    two = load_settings(NUMBERS_APPROVERS="UAPPROVER1", NUMBERS_REQUIRED_APPROVALS=2)
+    two = render_config(load_settings(NUMBERS_APPROVERS="UAPPROVER1", NUMBERS_REQUIRED_APPROVALS=2))
     text = rendered(card_message(request(approvals=["UAPPROVER1"]), two, now=NOW))
     assert "1 of 2 approvals (<@UAPPROVER1>)" in text
 
@@ -229,14 +235,14 @@ def test_justification_is_escaped_and_fits_the_section(settings):
     [("abc", 5, "abc"), ("a &amp; b", 6, "a …"), ("see <@U123> now", 10, "see …"), ("plain text here", 8, "plain t…")],
 )
 def test_clip(text, limit, expected):
-    assert blocks.clip(text, limit) == expected
+    assert clip(text, limit) == expected
 
 
 def test_errors_escape_user_input_but_keep_the_bots_mentions():
-    message = blocks.error_message(UsageError("I don't understand `<!channel>` in the search.", usage="`/numbers <verb>`"))
+    message = error_message(UsageError("I don't understand `<!channel>` in the search.", usage="`/numbers <verb>`"))
     payload = json.dumps(message.payload()["blocks"])
     assert "&lt;!channel&gt;" in payload and "<!channel>" not in payload and "&lt;verb&gt;" in payload
-    mention = blocks.error_message(NotAllowed("Only the requester (<@UREQUESTER>) can cancel request #3."))
+    mention = error_message(NotAllowed("Only the requester (<@UREQUESTER>) can cancel request #3."))
     assert "<@UREQUESTER>" in mention.payload()["blocks"][0]["text"]["text"]
 
 
@@ -254,73 +260,73 @@ def test_dms_for_each_outcome(settings):
         "numbers_changed": "too dear",
     }
     for what, words in expected.items():
-        text = blocks.dm_message(r, what, settings, actor="UAPPROVER1", text="too dear", channel="CAPPROVALS", link="https://x/p1").text
+        text = dm_message(r, what, settings, actor="UAPPROVER1", text="too dear", channel="CAPPROVALS", link="https://x/p1").text
         assert words in text, (what, text)
         assert text.endswith("<https://x/p1|See the card.>")
         assert "request #12 (2 numbers from ACS, $4.00/month (2 × $2.00))" in text
-    created = blocks.dm_message(request(), "created", settings, channel="CAPPROVALS", link="https://x/p1").text
+    created = dm_message(request(), "created", settings, channel="CAPPROVALS", link="https://x/p1").text
     assert "is waiting for approval in <#CAPPROVALS> — <https://x/p1|see the card>." in created
-    lost = blocks.dm_message(request(), "created", settings).text
+    lost = dm_message(request(), "created", settings).text
     assert "could not be posted" in lost
 
 
 def test_thread_replies_mention_approver_users_and_groups(settings):
-    text = blocks.thread_message(request(), "reminder", settings).text
+    text = thread_message(request(), "reminder", settings).text
     assert text.startswith(":bell: <@UAPPROVER1> <!subteam^SAPPROVERS> request #12")
 
 
 def test_home_view_stays_within_100_blocks_and_has_the_queue(settings):
     pending = [request(id=i) for i in range(1, 201)]
     mine = [request(id=i, requester="UAPPROVER1") for i in range(300, 320)]
-    view = blocks.home_view("UAPPROVER1", mine, pending, settings, notice=":white_check_mark: done").to_dict()
+    view = home_view("UAPPROVER1", mine, pending, settings, notice=":white_check_mark: done").to_dict()
     assert view["type"] == "home" and len(view["blocks"]) <= MAX_VIEW_BLOCKS
     assert "more request" in as_text(view["blocks"][-1:])
     actions = [b for b in view["blocks"] if b["type"] == "actions"]
     assert actions and all({e["action_id"] for e in a["elements"]} == {ids.ACTION_APPROVE, ids.ACTION_DENY} for a in actions)
-    outsider = blocks.home_view("UOUTSIDER", [], None, settings).to_dict()
+    outsider = home_view("UOUTSIDER", [], None, settings).to_dict()
     assert not any(b["type"] == "actions" for b in outsider["blocks"])
 
 
 def test_pending_and_mine_stay_within_50_blocks(settings):
     many = [request(id=i) for i in range(1, 120)]
-    assert len(blocks.pending_message(many).payload()["blocks"]) <= MAX_MESSAGE_BLOCKS
-    assert len(blocks.mine_message(many).payload()["blocks"]) <= MAX_MESSAGE_BLOCKS
+    assert len(pending_message(many).payload()["blocks"]) <= MAX_MESSAGE_BLOCKS
+    assert len(mine_message(many).payload()["blocks"]) <= MAX_MESSAGE_BLOCKS
 
 
 def test_show_keeps_the_newest_history_within_the_section_limit(settings):
     events = [Event(i, NOW, 12, "UAPPROVER1", "refused", "approve refused: " + "x" * 200) for i in range(40)]
-    payload = blocks.show_message(request(events=events), settings, now=NOW).payload()
+    payload = show_message(request(events=events), settings, now=NOW).payload()
     history = payload["blocks"][-1]["text"]["text"]
     assert history.startswith("*History*\n…") and len(history) <= 3000
 
 
 def test_modals_are_valid_views_with_the_registered_ids(settings):
-    search = blocks.search_modal(["acs", "plivo", "webex"], settings).to_dict()
+    search = search_modal(["acs", "plivo", "webex"], settings).to_dict()
     assert search["callback_id"] == ids.VIEW_SEARCH
     provider = next(b for b in search["blocks"] if b["block_id"] == ids.INPUT_PROVIDER)
     assert [o["value"] for o in provider["element"]["options"]] == ["any", "acs", "plivo"]
-    rent = blocks.request_modal(plivo_offer(), settings, now=NOW).to_dict()
+    rent = request_modal(plivo_offer(), settings, now=NOW).to_dict()
     quantity = next(b for b in rent["blocks"] if b.get("block_id") == ids.INPUT_QUANTITY)
     assert quantity["element"]["max_value"] == "10"  # min(stock 181, NUMBERS_MAX_QUANTITY 10)
     justification = next(b for b in rent["blocks"] if b.get("block_id") == ids.INPUT_JUSTIFICATION)
     assert justification["element"]["max_length"] == 3000 and justification["element"]["multiline"] is True
-    purchase = blocks.request_modal(acs_offer(), settings, now=NOW).to_dict()
+    purchase = request_modal(acs_offer(), settings, now=NOW).to_dict()
     assert not any(b.get("block_id") == ids.INPUT_QUANTITY for b in purchase["blocks"])
-    expired = blocks.request_modal(acs_offer(), settings, now=NOW + timedelta(hours=1)).to_dict()
+    expired = request_modal(acs_offer(), settings, now=NOW + timedelta(hours=1)).to_dict()
     assert "This hold has expired" in as_text(expired["blocks"])
-    deny = blocks.deny_modal(request(justification=HOSTILE)).to_dict()
+    deny = deny_modal(request(justification=HOSTILE)).to_dict()
     assert deny["callback_id"] == ids.VIEW_DENY and "<!channel>" not in json.dumps(deny)
 
 
 def test_every_button_rendered_anywhere_is_a_registered_action(settings):
     result = SearchResult(SearchQuery("US", "tollfree"), [acs_offer(), plivo_offer(), webex_offer()], providers=["acs"])
     rendered_blocks = [
-        blocks.offers_message(result, settings, now=NOW).payload()["blocks"],
+        offers_message(result, settings, now=NOW).payload()["blocks"],
         card_message(request(), settings, now=NOW).payload()["blocks"],
-        blocks.pending_message([request()]).payload()["blocks"],
-        blocks.home_view("U1", [request()], [request()], settings).to_dict()["blocks"],
+        pending_message([request()]).payload()["blocks"],
+        home_view("U1", [request()], [request()], settings).to_dict()["blocks"],
     ]
-    used = set().union(*(blocks.action_ids(b) for b in rendered_blocks))
+    used = set().union(*(action_ids(b) for b in rendered_blocks))
     assert used == set(ids.ACTIONS)
 
 
@@ -328,10 +334,10 @@ def test_48_offers_of_10_numbers_stay_within_the_text_budget(settings):
     """23.8k characters before the budget: Slack would refuse it (msg_blocks_too_long)."""
     ten = tuple(f"+1833227{n:04d}" for n in range(10))
     offers = [acs_offer(i, numbers=ten) for i in range(48)]
-    payload = blocks.offers_message(SearchResult(SearchQuery("US", "tollfree"), offers, providers=["acs"]), settings, now=NOW).payload()
+    payload = offers_message(SearchResult(SearchQuery("US", "tollfree"), offers, providers=["acs"]), settings, now=NOW).payload()
     text = as_text(payload["blocks"])
     shown = [b for b in payload["blocks"] if (b.get("accessory") or {}).get("action_id") == ids.ACTION_REQUEST]
-    assert len(text) <= blocks.BLOCK_TEXT_BUDGET < 12000
+    assert len(text) <= BLOCK_TEXT_BUDGET < 12000
     assert 0 < len(shown) < 48 and f"{48 - len(shown)} more offers — narrow the search with an area code" in text
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from bot.domain.commands import USAGE, Command, parse
+from bot.domain.grammar import USAGE, Command, parse
 from bot.domain.errors import UsageError
 from bot.domain.offers import SearchQuery
 
@@ -116,3 +116,47 @@ def test_near_miss_word_salad_never_crashes(words):
         parse(" ".join(words))
     except UsageError:
         pass
+
+
+# --- the search form reads its fields with the same readers --------------------------------------
+
+
+def test_the_search_form_and_the_command_build_the_same_query():
+    from bot.domain.grammar import search_fields
+
+    typed = parse("search us toll-free +833 x2 sms voice via ACS").query
+    query, problems = search_fields(
+        country="us", number_type="toll-free", prefix="833", quantity="2", sms=True, voice=True, provider="ACS", max_quantity=10
+    )
+    assert problems == {} and query == typed
+
+
+@pytest.mark.parametrize(
+    "field, value, command",
+    [
+        ("country", "ZZ", "search ZZ"),
+        ("country", "USA", "search USA"),
+        ("prefix", "1234567", "search US 1234567"),
+        ("quantity", "0", "search US x0"),
+        ("provider", "sinch", "search US via sinch"),
+        ("provider", "webex", "search US via webex"),
+    ],
+)
+def test_the_search_form_says_what_the_command_says(field, value, command):
+    """One reader per field: the form's error is the command's, word for word."""
+    from bot.domain.grammar import search_fields
+
+    fields = {"country": "US", field: value}
+    _, problems = search_fields(**fields, max_quantity=10)
+    with pytest.raises(UsageError) as typed:
+        parse(command)
+    assert problems == {field: str(typed.value)}
+
+
+def test_the_search_form_reports_every_bad_field_at_once():
+    from bot.domain.grammar import search_fields
+
+    query, problems = search_fields(country="ZZ", prefix="8x3", quantity="99", number_type="mobile", max_quantity=10)
+    assert query is None and set(problems) == {"country", "prefix", "quantity", "number_type"}
+    assert problems["quantity"] == "A whole number from 1 to 10 (NUMBERS_MAX_QUANTITY)."
+    assert search_fields(country="")[1] == {"country": "Give a two-letter country code (ISO 3166), e.g. US, GB, DE."}

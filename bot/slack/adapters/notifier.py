@@ -38,9 +38,14 @@ from bot.domain.kinds import Change
 from bot.domain.offers import Offer
 from bot.domain.requests import NumberRequest
 from bot.domain.states import TERMINAL
-from bot.slack import blocks
-from bot.slack.channel_trouble import CHANNEL_ERRORS, ChannelTrouble
-from bot.slack.pacing import SlackPacer
+from bot.slack.render.kit import clip
+from bot.slack.render.notices import dm_message, thread_message
+from bot.slack.render.requests import card_message
+from bot.slack.adapters.channel_trouble import CHANNEL_ERRORS, ChannelTrouble
+from bot.slack.adapters.pacing import SlackPacer
+from bot.slack.api_errors import slack_error
+from bot.slack.configure import render_config
+from bot.slack.render.config import RenderConfig
 from bot.store.outbox import OutboxItem
 from bot.store.threaded import ThreadedStore
 
@@ -63,16 +68,6 @@ TOO_BIG_ERRORS = frozenset({"msg_blocks_too_long", "invalid_blocks", "msg_too_lo
 CARD_GONE = frozenset({"message_not_found", "cant_update_message"})
 
 
-def slack_error(exc: Exception) -> str:
-    """The Slack error code (``not_in_channel``, ``ratelimited``…), never the request that carried the token."""
-    if isinstance(exc, SlackApiError) and exc.response is not None:
-        data = exc.response.data
-        if isinstance(data, dict) and data.get("error"):
-            return str(data["error"])
-        return f"HTTP {exc.response.status_code}"
-    return type(exc).__name__
-
-
 class SlackNotifier:
     def __init__(
         self,
@@ -82,9 +77,11 @@ class SlackNotifier:
         clock: Callable[[], datetime] | None = None,
         pacer: SlackPacer | None = None,
         approvers: Callable[[], Awaitable[set[str]]] | None = None,
+        render: RenderConfig | None = None,
     ):
         self.client = client
         self.settings = settings
+        self.render = render or render_config(settings)
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self.pacer = pacer or SlackPacer()
         self.store: ThreadedStore | None = None  # bound after the store exists (bot.slack.app.build_slack)
@@ -118,7 +115,7 @@ class SlackNotifier:
             if slack_error(exc) not in TOO_BIG_ERRORS:
                 raise
             log.warning("Slack refused a message to %s (%s); sending it as text only", channel, slack_error(exc))
-            short = {"text": blocks.clip(message.get("text") or "", 3000), "blocks": []}
+            short = {"text": clip(message.get("text") or "", 3000), "blocks": []}
             return await self._slack("chat.postMessage", self.client.chat_postMessage, channel=channel, **extra, **short)
 
     # --- the port -----------------------------------------------------------
@@ -168,7 +165,7 @@ class SlackNotifier:
 
     async def card(self, request: NumberRequest) -> dict[str, Any]:
         offer = await self._offer(request)
-        return blocks.card_message(request, self.settings, offer=offer, now=self.clock()).payload()
+        return card_message(request, self.render, offer=offer, now=self.clock()).payload()
 
     async def _post_card(self, request: NumberRequest) -> None:
         channel = self.settings.approval_channel
@@ -227,7 +224,7 @@ class SlackNotifier:
             elif error in CHANNEL_ERRORS:
                 await self.trouble.report(request, request.card_channel, error, card)
             elif error in TOO_BIG_ERRORS:
-                short = {"text": card.get("text") or "", "blocks": []}
+                short: dict[str, Any] = {"text": card.get("text") or "", "blocks": []}
                 await self._slack("chat.update", self.client.chat_update, channel=request.card_channel, ts=request.card_ts, **short)
             else:
                 log.error("could not update the card of request %s: %s", request.id, error)
@@ -242,7 +239,7 @@ class SlackNotifier:
         link: str | None,
         channel: str | None,
     ) -> None:
-        message = blocks.dm_message(request, what, self.settings, actor=actor, text=text, channel=channel, link=link)
+        message = dm_message(request, what, self.render, actor=actor, text=text, channel=channel, link=link)
         try:
             # A user id as the channel posts in the app's DM with that user (the Messages tab).
             await self.post(request.requester, message.payload())
@@ -250,7 +247,7 @@ class SlackNotifier:
             log.error("could not DM %s about request %s (%s): %s", request.requester, request.id, what, slack_error(exc))
 
     async def _thread(self, request: NumberRequest, what: str, *, text: str | None) -> None:
-        message = blocks.thread_message(request, what, self.settings, text=text)
+        message = thread_message(request, what, self.render, text=text)
         channel = request.card_channel or self.settings.approval_channel
         if not channel:
             return

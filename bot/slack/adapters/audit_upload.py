@@ -14,13 +14,19 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import logging
 import tempfile
 from dataclasses import dataclass
 from typing import IO, Any, AsyncIterator, Iterator
 
 import httpx
+from slack_sdk.errors import SlackApiError
 
-__all__ = ["SpooledCsv", "spool_csv", "upload_file"]
+from bot.slack.api_errors import slack_error
+
+__all__ = ["SpooledCsv", "send_to_dm", "spool_csv", "upload_file"]
+
+log = logging.getLogger(__name__)
 
 CHUNK = 64 * 1024
 
@@ -78,3 +84,23 @@ async def upload_file(
     await client.files_completeUploadExternal(
         files=[{"id": ticket["file_id"], "title": title}], channel_id=channel, initial_comment=initial_comment
     )
+
+
+async def send_to_dm(client: Any, user: str, spooled: SpooledCsv, *, filename: str, title: str, initial_comment: str) -> str | None:
+    """The spooled CSV as a file in ``user``'s DM with the bot; None when sent, else what to tell the user.
+
+    The file is closed either way."""
+    try:
+        opened = await client.conversations_open(users=user)
+        await upload_file(
+            client, spooled, channel=opened["channel"]["id"], filename=filename, title=title, initial_comment=initial_comment
+        )
+    except httpx.HTTPError as exc:
+        log.error("audit upload for %s failed: %s", user, type(exc).__name__)
+        return ":warning: The audit file could not be sent to Slack; try again later."
+    except SlackApiError as exc:
+        log.error("audit upload for %s failed: %s", user, slack_error(exc))
+        return f":warning: Slack refused the audit file ({slack_error(exc)}); try again later."
+    finally:
+        spooled.file.close()
+    return None
