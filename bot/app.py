@@ -21,7 +21,8 @@ from bot.providers.base import Provider
 from bot.sandbox import SandboxServices
 from bot.services import Directory, Notifier, NumbersService, StaticDirectory
 from bot.store.check import open_store
-from bot.store.db import Store, utcnow
+from bot.store.connection import utcnow
+from bot.store.db import Store
 from bot.worker import Worker
 
 

@@ -52,7 +52,7 @@ from bot.providers.base import (
     submit_audit_data,
 )
 from bot.services import WORKER_ACTOR, NumbersService, new_offer_id
-from bot.store.db import drive_identity, process_identity
+from bot.store.connection import drive_identity, process_identity
 from bot.store.outbox import Notice
 
 log = logging.getLogger(__name__)

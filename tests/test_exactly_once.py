@@ -32,7 +32,8 @@ from bot.domain.policy import Policy
 from bot.domain.states import State
 from bot.providers.base import Done, Failed, SearchQuery
 from bot.services import NumbersService, StaticDirectory
-from bot.store.db import Store, drive_identity
+from bot.store.connection import drive_identity
+from bot.store.db import Store
 from bot.store.threaded import ThreadedStore
 from bot.worker import Worker
 from tests.conftest import MovableClock

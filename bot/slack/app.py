@@ -29,7 +29,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import Components, build
 from bot.config import Settings
-from bot.store.db import process_identity, utcnow
+from bot.store.connection import process_identity, utcnow
 from bot.slack import actions, commands, home, views
 from bot.slack.deps import SlackDeps
 from bot.slack.directory import SlackDirectory
