@@ -712,10 +712,7 @@ class Worker:
 async def send(provider: Provider, job: Job) -> Step:
     """The one call that spends (or, for a release, stops spending)."""
     if job.kind == "release":
-        number = job.numbers[0]
-        if "person_id" in job.ref:  # Webex: the number comes off the person it was assigned to
-            return await provider.release(number, job.ref["person_id"])  # type: ignore[attr-defined]
-        return await provider.release(number)  # type: ignore[attr-defined]
+        return await provider.release(job.numbers[0], job.ref)
     return await provider.submit(job)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from bot.providers.base import Done, InProgress, Job, OfferDraft, Requester, SearchQuery, Step
 
@@ -96,7 +96,7 @@ class FakeProvider:
     async def recover(self, job: Job) -> Step | None:
         return await self._answer("recover", self.recover_answers, lambda: None)
 
-    async def release(self, number: str) -> Step:
+    async def release(self, number: str, ref: Mapping[str, Any]) -> Step:
         return Done(numbers=[number])
 
     async def check(self) -> str:

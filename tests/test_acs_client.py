@@ -532,7 +532,7 @@ async def test_errors_and_logs_never_carry_the_key(provider, app, caplog):
     app.faults.add("drop", method="POST", path=PURCHASE)
     app.faults.add("status", method="DELETE", path=r"/phoneNumbers/", status=400,
                    body={"error": {"code": "BadRequest", "message": "Release refused."}})
-    for call in (provider.submit(job), provider.search(SearchQuery("XX")), provider.release("+19999999999")):
+    for call in (provider.submit(job), provider.search(SearchQuery("XX")), provider.release("+19999999999", {})):
         with pytest.raises(ProviderError) as caught:
             await call
         texts += [str(caught.value), repr(caught.value)]
@@ -551,7 +551,7 @@ async def test_release_returns_the_number_to_stock(provider, app):
     await poll_to_end(provider, job, await provider.submit(job))
     [number] = offer.numbers
 
-    step = await provider.release(number)
+    step = await provider.release(number, {})
     assert isinstance(step, InProgress) and step.ref["operation_id"].startswith("release_")
     steps = await poll_to_end(provider, job, step)
     assert steps[-1] == Done(numbers=[number])
@@ -561,7 +561,7 @@ async def test_release_returns_the_number_to_stock(provider, app):
 
 async def test_release_of_a_number_not_owned_is_done_with_a_note(provider):
     """Idempotent: a release sent again after a crash must not turn a released number into a failure."""
-    step = await provider.release("+18335550199")
+    step = await provider.release("+18335550199", {})
     assert isinstance(step, Done) and step.numbers == ["+18335550199"]
     assert "no longer lists" in step.note
 
@@ -573,9 +573,9 @@ async def test_release_already_under_way_is_watched_to_the_end(provider, app):
     step = await provider.submit(job)
     while not isinstance(step, Done):
         step = await provider.poll(job, step.ref)
-    first = await provider.release(number)
+    first = await provider.release(number, {})
     assert isinstance(first, InProgress)
-    again = await provider.release(number)  # e.g. sent again after a crash
+    again = await provider.release(number, {})  # e.g. sent again after a crash
     assert again.ref == {"watch_number": number}
     for _ in range(20):
         again = await provider.poll(job, again.ref)

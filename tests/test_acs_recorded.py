@@ -141,7 +141,7 @@ async def test_2021_recording_capitalised_values_null_cost_and_only_operation_lo
     assert await poll_to_end(provider, job, step) == [Done(numbers=[NUMBER_2021])]
 
     # The recorded 204 still names the release operation: followed, not taken as done.
-    step = await provider.release(NUMBER_2021)
+    step = await provider.release(NUMBER_2021, {})
     assert isinstance(step, InProgress)
     assert step.ref["location"] == f"/phoneNumbers/operations/release_{RELEASE_ID_2021}?api-version=2021-03-07"
     assert step.ref["number"] == NUMBER_2021
@@ -169,7 +169,7 @@ async def test_2022_recording_lower_camel_values_and_non_monotonic_purchase(repl
     assert steps[-1] == Done(numbers=[NUMBER_2022])
     assert all(s.retry_after == 2.0 for s in steps[:-1])  # no Retry-After recorded: the poll interval
 
-    step = await provider.release(NUMBER_2022)
+    step = await provider.release(NUMBER_2022, {})
     assert isinstance(step, InProgress) and step.ref["operation_id"] == f"release_{RELEASE_ID_2022}"
     steps = await poll_to_end(provider, job, step)
     assert steps[-1] == Done(numbers=[NUMBER_2022])

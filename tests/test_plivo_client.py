@@ -301,7 +301,7 @@ WRONG_TOKEN = "WrongTokenZZZ0123456789abcdefWrongToken0"
         lambda p: p.search(SearchQuery("US", "tollfree")),
         lambda p: p.check(),
         lambda p: p.submit(job("55350421590053", 1)),
-        lambda p: p.release("+12125550100"),
+        lambda p: p.release("+12125550100", {}),
     ],
     ids=["search", "check", "submit", "release"],
 )
@@ -502,14 +502,14 @@ async def test_release_unrents_and_a_second_release_is_done_with_a_note(provider
     number = rented.numbers[0]
     spaced = f"{number[:2]} {number[2:5]} {number[5:8]} {number[8:]}"
 
-    released = await provider.release(spaced)
+    released = await provider.release(spaced, {})
 
     assert released == Done([number])
     assert app.rented_numbers() == []
     deletes = [r.path for r in app.requests if r.method == "DELETE"]
     assert deletes == [f"/v1/Account/{SANDBOX_PLIVO_AUTH_ID}/Number/{number[1:]}/"]
     # Sent again (after a crash, say): the number is gone already, which is what was asked.
-    again = await provider.release(number)
+    again = await provider.release(number, {})
     assert isinstance(again, Done) and again.numbers == [number]
     assert again.note.startswith(f"Plivo no longer lists {number}")
 
@@ -526,7 +526,7 @@ async def test_release_faults(provider, app, fault, expected):
     kind = fault.pop("kind")
     app.faults.add(kind, method="DELETE", path="/Number/", times=-1, **fault)
     with pytest.raises(ProviderError) as err:
-        await provider.release("+12125550100")
+        await provider.release("+12125550100", {})
     assert type(err.value) is expected
     assert app.count("DELETE", "/Number/") == 1
     assert SANDBOX_PLIVO_AUTH_ID not in str(err.value)
@@ -534,7 +534,7 @@ async def test_release_faults(provider, app, fault, expected):
 
 async def test_release_of_nothing_is_a_usage_error(provider, app):
     with pytest.raises(UsageError):
-        await provider.release("not a number")
+        await provider.release("not a number", {})
     assert app.requests == []
 
 

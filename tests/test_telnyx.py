@@ -181,7 +181,7 @@ async def test_release_deletes_and_a_number_already_gone_counts_as_released(bot)
     done = await bot.settle(release.id)
     assert done.state == State.FULFILLED, done.outcome
     assert bot.sandbox.telnyx.owned_numbers() == [offer.numbers[1]]
-    again = await bot.c.providers["telnyx"].release(offer.numbers[0])
+    again = await bot.c.providers["telnyx"].release(offer.numbers[0], {})
     assert again.numbers == [offer.numbers[0]] and "no longer lists" in (again.note or "")
 
 

@@ -202,7 +202,7 @@ async def test_release_deletes_and_a_number_already_gone_counts_as_released(bot)
     assert bot.sandbox.twilio.owned_numbers() == [] and bot.sandbox.twilio.count("DELETE", r"/IncomingPhoneNumbers/") == 1
     assert (await bot.svc.inventory()) == []
     twilio = bot.c.providers["twilio"]
-    again = await twilio.release(offer.numbers[0])
+    again = await twilio.release(offer.numbers[0], {})
     assert again.numbers == offer.numbers and "no longer lists" in (again.note or "")
 
 
@@ -246,7 +246,7 @@ async def test_errors_never_name_the_account_sid():
     app.faults.add("drop", path=r"/AvailablePhoneNumbers/", times=-1)
     app.faults.add("status", path=r"/IncomingPhoneNumbers\.json$", status=500, times=-1, body="<html>oops</html>")
     said = []
-    for call in (twilio.search(SearchQuery("US", "local", "415")), twilio.release("+14155550100")):
+    for call in (twilio.search(SearchQuery("US", "local", "415")), twilio.release("+14155550100", {})):
         with pytest.raises(ProviderError) as info:
             await call
         said.append(str(info.value))

@@ -336,16 +336,22 @@ async def test_release_gives_the_number_back_to_the_organisation(webex, app):
     job = await approved_job(webex, "+14085550113", "alice@example.com")
     await webex.submit(job)
     person_id = job.ref["person_id"]
-    assert await webex.release("+14085550113", person_id) == Done(["+14085550113"])
+    assert await webex.release("+14085550113", {"person_id": person_id}) == Done(["+14085550113"])
     alice = stored_person(app, "alice@example.com")
     assert (
         alice["phoneNumbers"] == [{"type": "mobile", "value": "+14085559001"}]
         and alice["extension"] == "1001"
     )
     assert "+14085550113" in await listed(webex, LOCATION_SAN_JOSE)
-    again = await webex.release("+14085550113", person_id)
+    again = await webex.release("+14085550113", {"person_id": person_id})
     assert again.numbers == ["+14085550113"] and "no longer had" in (again.note or "")
     assert app.count("PUT", PEOPLE_PUT) == 2
+
+
+async def test_a_release_that_names_no_person_is_refused_before_any_call(webex, app):
+    with pytest.raises(ProviderError, match="names no Webex person"):
+        await webex.release("+14085550113", {"number_id": 7})
+    assert app.count("GET", PEOPLE_PUT) == 0 and app.count("PUT", PEOPLE_PUT) == 0
 
 
 async def test_a_deleted_person_fails_the_assignment_in_webexs_words(webex, app):

@@ -40,7 +40,7 @@ import time
 import urllib.parse
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
-from typing import Any, Callable, Generator
+from typing import Any, Callable, Generator, Mapping
 
 import httpx
 
@@ -712,7 +712,7 @@ class AcsProvider:
 
     # --- release, listing, doctor ---------------------------------------------------------
 
-    async def release(self, number: str) -> Step:
+    async def release(self, number: str, ref: Mapping[str, Any]) -> Step:
         """Give a purchased number back. Not retried: on doubt, raise OutcomeUnknown."""
         if not re.fullmatch(r"\+\d{6,15}", number or ""):
             raise UsageError(f"{number!r} is not an E.164 phone number such as +18332272459")

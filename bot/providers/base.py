@@ -15,6 +15,8 @@ A provider adapter turns one provider's HTTP API into four moves:
   to submit), a ``Step`` when it has (carry on from there); raises
   ``OutcomeUnknown`` when the provider cannot say (the request then goes to
   ``needs_attention``, never a second submit).
+* ``release(number, ref)`` → give a held number back (``ref``: the held number's provider ref;
+  Webex reads ``ref["person_id"]``, the person the number comes off). Sent once, like ``submit``.
 * ``check()`` → a harmless call for ``numbers-bot doctor``; returns a short text.
 
 Optional, for providers whose hold is made at request time (Telnyx reserves in
@@ -35,7 +37,7 @@ import random
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Any, Awaitable, Callable, Protocol, runtime_checkable
+from typing import Any, Awaitable, Callable, Mapping, Protocol, runtime_checkable
 
 import httpx
 
@@ -177,6 +179,8 @@ class Provider(Protocol):
     async def poll(self, job: Job, ref: dict[str, Any]) -> Step: ...
 
     async def recover(self, job: Job) -> Step | None: ...
+
+    async def release(self, number: str, ref: Mapping[str, Any]) -> Step: ...
 
     async def check(self) -> str: ...
 

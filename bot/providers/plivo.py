@@ -29,7 +29,7 @@ import json
 import re
 import urllib.parse
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Mapping
 
 import httpx
 
@@ -333,7 +333,7 @@ class PlivoProvider:
         # rent apart from any other: nobody can say whether the rent went through.
         raise OutcomeUnknown(self.name, f"Plivo cannot say whether the rent was carried out; {CHECK_CONSOLE}")
 
-    async def release(self, number: str) -> Step:
+    async def release(self, number: str, ref: Mapping[str, Any]) -> Step:
         """Give a rented number back to Plivo (``DELETE Number/{number}/``). Sent once."""
         digits = re.sub(r"\D", "", number or "")
         if not digits:

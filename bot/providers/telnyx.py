@@ -27,7 +27,7 @@ import logging
 import re
 import urllib.parse
 from datetime import datetime
-from typing import Any, Generator
+from typing import Any, Generator, Mapping
 
 import httpx
 
@@ -338,7 +338,7 @@ class TelnyxProvider:
         items = data if isinstance(data, list) else []
         return next((d for d in items if isinstance(d, dict) and d.get("phone_number") == number), None)
 
-    async def release(self, number: str) -> Step:
+    async def release(self, number: str, ref: Mapping[str, Any]) -> Step:
         """``DELETE /v2/phone_numbers/{id}``; a number already deleted counts as released."""
         if not re.fullmatch(r"\+\d{6,15}", number or ""):
             raise UsageError(f"{number!r} is not an E.164 phone number such as +14155550100")

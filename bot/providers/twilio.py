@@ -27,7 +27,7 @@ import logging
 import re
 import time
 from decimal import Decimal
-from typing import Any, Generator
+from typing import Any, Generator, Mapping
 
 import httpx
 
@@ -349,7 +349,7 @@ class TwilioProvider:
 
     # --- release, listing, doctor -------------------------------------------------------
 
-    async def release(self, number: str) -> Step:
+    async def release(self, number: str, ref: Mapping[str, Any]) -> Step:
         """``DELETE IncomingPhoneNumbers/{PNsid}.json``; a number already gone counts as released."""
         if not re.fullmatch(r"\+\d{6,15}", number or ""):
             raise UsageError(f"{number!r} is not an E.164 phone number such as +14155550100")

@@ -36,7 +36,7 @@ import logging
 import urllib.parse
 import uuid
 from decimal import Decimal
-from typing import Any
+from typing import Any, Mapping
 
 import httpx
 
@@ -315,8 +315,12 @@ class WebexProvider:
         # Not there: the PUT is a full replace with the same content, so sending it again cannot assign twice.
         return None
 
-    async def release(self, number: str, person_id: str) -> Step:
-        """Take ``number`` off the person (it goes back to the organisation's available numbers)."""
+    async def release(self, number: str, ref: Mapping[str, Any]) -> Step:
+        """Take ``number`` off the person ``ref["person_id"]`` (the number goes back to the organisation's
+        available numbers)."""
+        person_id = ref.get("person_id")
+        if not isinstance(person_id, str) or not person_id:
+            raise ProviderError("webex", f"the release of {number} names no Webex person to take it off")
         person = await self._get_person(person_id)
         entries = person.get("phoneNumbers") or []
         kept = [e for e in entries if not _same_number(e.get("value"), number)]
