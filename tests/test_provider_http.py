@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from bot.domain.errors import ProviderUnavailable
-from bot.providers.base import BoundedClient, parse_retry_after, send_read
+from bot.providers._http import BoundedClient, parse_retry_after, send_read
 
 
 async def test_at_most_max_in_flight_requests_reach_the_pool():

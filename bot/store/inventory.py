@@ -43,7 +43,8 @@ class Inventory(Connection):
         )
 
     def held_numbers(self, *, requester: str | None = None, state: str = "active", limit: int = 1000) -> list[HeldNumber]:
-        sql, args = "SELECT * FROM numbers WHERE state = ?", [state]
+        sql = "SELECT * FROM numbers WHERE state = ?"
+        args: list[Any] = [state]
         if requester is not None:
             sql += " AND requester = ?"
             args.append(requester)

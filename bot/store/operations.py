@@ -51,7 +51,8 @@ class Operations(Connection):
     """Operations and their leases; Slack delivery claims."""
 
     def get_operation(self, request_id: int, kind: str | None = None) -> Operation | None:
-        sql, args = "SELECT * FROM operations WHERE request_id = ?", [request_id]
+        sql = "SELECT * FROM operations WHERE request_id = ?"
+        args: list[Any] = [request_id]
         if kind:
             sql += " AND kind = ?"
             args.append(kind)

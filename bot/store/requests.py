@@ -148,7 +148,8 @@ class Requests(Connection):
         ``event`` is ``(actor, kind, message, data)``.
         """
         sets = {"updated_at": ts(self.clock()), **encode_changes(changes)}
-        where, args = ["id = ?"], [request_id]
+        where = ["id = ?"]
+        args: list[Any] = [request_id]
         if expect_version is not None:
             where.append("version = ?")
             args.append(expect_version)
