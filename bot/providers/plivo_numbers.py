@@ -200,7 +200,9 @@ class PlivoNumbersProvider(PlivoAccount):
         return Done(numbers=[f"+{digits}"])
 
 
-def plivo_provider(auth_id: str, auth_token: str, *, api: str = "numbers", **kwargs: Any) -> PlivoAccount:
+def plivo_provider(
+    auth_id: str, auth_token: str, *, api: str = "numbers", **kwargs: Any
+) -> "PlivoProvider | PlivoNumbersProvider":
     """The adapter ``PLIVO_API`` names: ``numbers`` (current, default) or ``groups`` (the seeds')."""
     if api == "groups":
         return PlivoProvider(auth_id, auth_token, **kwargs)
