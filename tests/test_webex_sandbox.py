@@ -11,14 +11,8 @@ from bot.domain.errors import NotAllowed, NotFound, OutcomeUnknown, ProviderAuth
 from bot.providers.base import Done, Failed, Job, OfferDraft, Requester, SearchQuery
 from bot.providers.webex import WebexProvider
 from bot.sandbox.common import SandboxState
-from bot.sandbox.webex import (
-    LOCATION_LONDON,
-    LOCATION_SAN_JOSE,
-    SANDBOX_WEBEX_API_URL,
-    SANDBOX_WEBEX_ORG_ID,
-    SANDBOX_WEBEX_TOKEN,
-    create_webex_sandbox,
-)
+from bot.sandbox.webex import SANDBOX_WEBEX_API_URL, SANDBOX_WEBEX_TOKEN, create_webex_sandbox
+from bot.sandbox.webex_org import LOCATION_LONDON, LOCATION_SAN_JOSE, SANDBOX_WEBEX_ORG_ID
 
 NUMBERS_PATH = r"/v1/telephony/config/people/primary/availableNumbers$"
 PEOPLE_PUT = r"/v1/people/[^/]+$"
