@@ -126,6 +126,10 @@ def _group(
 
 def initial_groups() -> list[dict[str, Any]]:
     """The catalogue a fresh sandbox starts with (deterministic)."""
+    return _us_groups() + _european_groups() + _brazilian_groups()
+
+
+def _us_groups() -> list[dict[str, Any]]:
     groups: list[dict[str, Any]] = []
     for i, (area, city) in enumerate(_US_AREA_CODES):
         for variant, (sms, rental, setup, voice_rate, sms_rate) in enumerate(_US_LOCAL_TIERS):
@@ -162,6 +166,11 @@ def initial_groups() -> list[dict[str, Any]]:
                 stock=150 + 31 * j,
             )
         )
+    return groups
+
+
+def _european_groups() -> list[dict[str, Any]]:
+    groups: list[dict[str, Any]] = []
     for prefix, city, stock in [("20", "LONDON", 220), ("161", "MANCHESTER", 75), ("121", "BIRMINGHAM", 60)]:
         groups.append(
             _group(
@@ -210,6 +219,11 @@ def initial_groups() -> list[dict[str, Any]]:
                 stock=stock,
             )
         )
+    return groups
+
+
+def _brazilian_groups() -> list[dict[str, Any]]:
+    groups: list[dict[str, Any]] = []
     # BELO HORIZONTE hands out the numbers of Plivo's API page (553139560512, …).
     for prefix, city, stock, first in [
         ("31", "BELO HORIZONTE", 500, "553139560512"),

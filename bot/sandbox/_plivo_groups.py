@@ -254,28 +254,7 @@ class PlivoSandboxApp(SandboxApp):
             )
 
         if group["country_iso"] in REGULATED_COUNTRIES:
-            group["stock"] -= quantity
-            self.state.put(GROUPS, group["group_id"], group)
-            order_id = api_id()
-            self.state.put(
-                ORDERS,
-                order_id,
-                {
-                    "account": request.params["auth_id"],
-                    "group_id": group["group_id"],
-                    "quantity": quantity,
-                    "app_id": app_id,
-                    "status": "pending",
-                    "created": self.clock.now().isoformat(),
-                },
-            )
-            details = (
-                f"Order for {quantity} numbers(Region: {group['region']}, number_type: {group['number_type']}, "
-                f"Prefix: {group['prefix']}) initiated. For this order, some additional information is required "
-                "by the telecom regulatory authorities. Our support team will get in touch with you soon."
-            )
-            return Response.json({"api_id": api_id(), "details": details, "message": "created", "status": "pending"}, 201)
-
+            return self._pending_order(request, group, quantity, app_id)
         failing = min(quantity, max(0, int(self.state.get(KNOBS, "fail_next_rent", 0))))
         self.state.put(KNOBS, "fail_next_rent", 0)
         width = len(group["next_number"])
@@ -294,6 +273,30 @@ class PlivoSandboxApp(SandboxApp):
         group["stock"] -= quantity - failing
         self.state.put(GROUPS, group["group_id"], group)
         return Response.json({"api_id": api_id(), "message": "created", "numbers": answered, "status": "fulfilled"}, 201)
+
+    def _pending_order(self, request: Request, group: dict[str, Any], quantity: int, app_id: str | None) -> Response:
+        """A rent in a regulated country: the stock is taken and the order waits for Plivo's people."""
+        group["stock"] -= quantity
+        self.state.put(GROUPS, group["group_id"], group)
+        order_id = api_id()
+        self.state.put(
+            ORDERS,
+            order_id,
+            {
+                "account": request.params["auth_id"],
+                "group_id": group["group_id"],
+                "quantity": quantity,
+                "app_id": app_id,
+                "status": "pending",
+                "created": self.clock.now().isoformat(),
+            },
+        )
+        details = (
+            f"Order for {quantity} numbers(Region: {group['region']}, number_type: {group['number_type']}, "
+            f"Prefix: {group['prefix']}) initiated. For this order, some additional information is required "
+            "by the telecom regulatory authorities. Our support team will get in touch with you soon."
+        )
+        return Response.json({"api_id": api_id(), "details": details, "message": "created", "status": "pending"}, 201)
 
     def _record_number(self, auth_id: str, group: dict[str, Any], number: str, app_id: str | None) -> None:
         today = self.clock.now().date().isoformat()

@@ -115,8 +115,33 @@ class AcsSandbox(AcsCore):
 
 
     async def _search(self, request: Request) -> Response:
-        raw_country = request.params.get("country", "")
-        country = raw_country.upper()
+        asked = self._search_asked(request)
+        if isinstance(asked, Response):
+            return asked
+        pools = self._search_pools(asked)
+        if isinstance(pools, Response):
+            return pools
+        taken = self._taken()
+        numbers: list[str] = []
+        for pool in pools:
+            for number in pool_numbers(asked["country"], pool, CATALOGUE[(asked["country"], asked["number_type"])][pool]):
+                if len(numbers) < asked["quantity"] and number not in taken:
+                    numbers.append(number)
+        version = request.query["api-version"]
+        search_id = self._hold(asked, numbers, version)
+        # Header names in the mix of letter cases the service used.
+        return Response.empty(202, {
+            "Operation-Location": f"/phoneNumbers/operations/search_{search_id}?api-version={version}",
+            "Location": f"/availablePhoneNumbers/searchResults/{search_id}?api-version={version}",
+            "operation-id": f"search_{search_id}",
+            "search-id": search_id,
+            "Access-Control-Expose-Headers": "Location,Operation-Location,operation-id,search-id",
+        })
+
+    @staticmethod
+    def _search_asked(request: Request) -> dict[str, Any] | Response:
+        """What a search asks for, checked as the service checks it (or its 400)."""
+        country = request.params.get("country", "").upper()
         if not re.fullmatch(r"[A-Z]{2}", country) or country not in phonenumbers.SUPPORTED_REGIONS:
             return acs_error(400, "InvalidInput", "Unable to parse country code.", "countrycode")
         if not any(c == country for c, _ in CATALOGUE):
@@ -127,7 +152,6 @@ class AcsSandbox(AcsCore):
             body = None
         if not isinstance(body, dict):
             return acs_error(400, "InvalidInput", "The request body must be a JSON object.", "body")
-
         number_type = find_enum({"geographic": 1, "tollFree": 1}, body.get("phoneNumberType"))
         if number_type is None:
             return acs_error(400, "InvalidInput", "phoneNumberType must be geographic or tollFree.", "phoneNumberType")
@@ -149,41 +173,43 @@ class AcsSandbox(AcsCore):
         quantity = body.get("quantity", 1)
         if isinstance(quantity, bool) or not isinstance(quantity, int) or not 1 <= quantity <= MAX_QUANTITY:
             return acs_error(400, "InvalidInput", f"Quantity must be between 1 and {MAX_QUANTITY}.", "quantity")
+        return {
+            "country": country, "number_type": number_type, "assignment_type": assignment_type,
+            "calling": calling, "sms": sms, "quantity": quantity, "area_code": body.get("areaCode"),
+        }
+
+    @staticmethod
+    def _search_pools(asked: dict[str, Any]) -> list[str] | Response:
+        """The pools (area codes) a search draws from: the one it names, or all of its country and type."""
+        country, number_type = asked["country"], asked["number_type"]
         pools = CATALOGUE.get((country, number_type))
         if not pools:
             return acs_error(
                 400, "InvalidInput", f"{number_type} numbers are not offered in {country}.", "phoneNumberType"
             )
-        area_code = body.get("areaCode")
-        if area_code is not None:
-            area_code = str(area_code)
-            if area_code not in pools:
-                kind = "toll-free prefix" if number_type == "tollFree" else "area code"
-                return acs_error(400, "InvalidInput", f"{area_code} is not a valid {kind} for {number_type} numbers "
-                              f"in {country}. Valid: {', '.join(sorted(pools))}.", "areaCode")
-            chosen_pools = [area_code]
-        else:
-            chosen_pools = list(pools)
+        if asked["area_code"] is None:
+            return list(pools)
+        area_code = asked["area_code"] = str(asked["area_code"])
+        if area_code not in pools:
+            kind = "toll-free prefix" if number_type == "tollFree" else "area code"
+            return acs_error(400, "InvalidInput", f"{area_code} is not a valid {kind} for {number_type} numbers "
+                          f"in {country}. Valid: {', '.join(sorted(pools))}.", "areaCode")
+        return [area_code]
 
-        taken = self._taken()
-        numbers: list[str] = []
-        for pool in chosen_pools:
-            for number in pool_numbers(country, pool, pools[pool]):
-                if len(numbers) < quantity and number not in taken:
-                    numbers.append(number)
-
+    def _hold(self, asked: dict[str, Any], numbers: list[str], version: str) -> str:
+        """Record the search, hold its numbers, and start its operation; the search id."""
+        country, number_type, area_code = asked["country"], asked["number_type"], asked["area_code"]
         now = self._now()
         search_id = str(uuid.uuid4())
         expires = now + timedelta(seconds=self.hold_seconds)
-        version = request.query["api-version"]
         results_path = f"/availablePhoneNumbers/searchResults/{search_id}?api-version={version}"
         search = {
             "searchId": search_id,
             "country": country,
             "phoneNumbers": numbers,
             "phoneNumberType": number_type,
-            "assignmentType": assignment_type,
-            "capabilities": {"calling": calling, "sms": sms},
+            "assignmentType": asked["assignment_type"],
+            "capabilities": {"calling": asked["calling"], "sms": asked["sms"]},
             "cost": {"amount": MONTHLY_COST[number_type], "currencyCode": "USD", "billingFrequency": "monthly"},
             "searchExpiresBy": acs_timestamp(expires),
             "state": "held" if numbers else "empty",
@@ -202,14 +228,7 @@ class AcsSandbox(AcsCore):
                 "message": f"No {number_type} numbers are available"
                 + (f" in area code {area_code}" if area_code else "") + f" in {country} right now.",
             })
-        # Header names in the mix of letter cases the service used.
-        return Response.empty(202, {
-            "Operation-Location": f"/phoneNumbers/operations/search_{search_id}?api-version={version}",
-            "Location": results_path,
-            "operation-id": f"search_{search_id}",
-            "search-id": search_id,
-            "Access-Control-Expose-Headers": "Location,Operation-Location,operation-id,search-id",
-        })
+        return search_id
 
     async def _search_result(self, request: Request) -> Response:
         search_id = request.params["search_id"]

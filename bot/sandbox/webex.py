@@ -275,6 +275,17 @@ class WebexSandbox(SandboxApp):
         entries = updated.get("phoneNumbers") or []
         if not isinstance(entries, list) or not all(isinstance(e, dict) and e.get("value") for e in entries):
             return self._error(request, 400, "phoneNumbers must be a list of {type, value}.")
+        refusal = self._work_number_refusal(request, stored, updated, entries)
+        if refusal is not None:
+            return refusal
+        updated["lastModified"] = self.clock.now().strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        self.state.put(PEOPLE, stored["id"], updated)
+        return Response.json(self._view(updated, calling))
+
+    def _work_number_refusal(
+        self, request: Request, stored: dict[str, Any], updated: dict[str, Any], entries: list[dict[str, Any]]
+    ) -> Response | None:
+        """Why Webex would refuse the work number a PUT gives the person, or None."""
         others = [p for p in self._people() if p["id"] != stored["id"]]
         for entry in entries:
             if entry.get("type") != "work":
@@ -309,9 +320,7 @@ class WebexSandbox(SandboxApp):
                     f"Phone number {entry['value']} belongs to location {location}, not the person's location.",
                     code=9552,
                 )
-        updated["lastModified"] = self.clock.now().strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-        self.state.put(PEOPLE, stored["id"], updated)
-        return Response.json(self._view(updated, calling))
+        return None
 
 
 def create_webex_sandbox(
