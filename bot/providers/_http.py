@@ -1,5 +1,6 @@
 """How the adapters speak HTTP: one bounded client, reads retried, changes sent once, errors classed.
 
+* ``BearerAuth`` — a bearer token as an ``httpx.Auth`` (Webex, Telnyx).
 * ``bounded_client`` — the ``httpx.AsyncClient`` every adapter uses (``BoundedClient``: at most
   ``max_in_flight`` requests in its pool at once), with the bot's ``User-Agent``.
 * ``send_read`` — a read (GET, a search) with bounded retries on transport faults, 429 and 5xx.
@@ -20,13 +21,14 @@ import asyncio
 import email.utils
 import random
 from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Generator
 
 import httpx
 
 from bot.domain.errors import OutcomeUnknown, ProviderAuthError, ProviderError, ProviderUnavailable
 
 __all__ = [
+    "BearerAuth",
     "BoundedClient",
     "NOT_SENT",
     "Sleep",
@@ -68,6 +70,20 @@ class BoundedClient(httpx.AsyncClient):
     async def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:  # type: ignore[override]
         async with self._slots:
             return await super().send(request, **kwargs)
+
+
+class BearerAuth(httpx.Auth):
+    """``Authorization: Bearer <token>`` on every request; the token is in no repr or message."""
+
+    def __init__(self, token: str):
+        self._header = f"Bearer {token}"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(token=<hidden>)"
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = self._header
+        yield request
 
 
 def bounded_client(

@@ -27,7 +27,7 @@ import logging
 import re
 import urllib.parse
 from datetime import datetime
-from typing import Any, Generator, Mapping
+from typing import Any, Mapping
 
 import httpx
 
@@ -48,7 +48,7 @@ from bot.providers.telnyx_answers import (
     requirements_text,
     unmet_requirements,
 )
-from bot.providers._http import Sleep, bounded_client, lost_how, provider_error, send_once, send_read, spend_error_class
+from bot.providers._http import BearerAuth, Sleep, bounded_client, lost_how, provider_error, send_once, send_read, spend_error_class
 from bot.providers.base import (
     Done,
     Failed,
@@ -78,18 +78,8 @@ def customer_reference(request_id: int) -> str:
     return f"numbers-bot-request-{request_id}"
 
 
-class TelnyxAuth(httpx.Auth):
+class TelnyxAuth(BearerAuth):
     """``Authorization: Bearer <API key>``."""
-
-    def __init__(self, api_key: str):
-        self._header = f"Bearer {api_key}"
-
-    def __repr__(self) -> str:
-        return "TelnyxAuth(api_key=<hidden>)"
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        request.headers["Authorization"] = self._header
-        yield request
 
 
 class TelnyxProvider:

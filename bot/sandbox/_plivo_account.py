@@ -4,6 +4,7 @@ plan and catalogue of number groups, the account route, and Plivo's error shape.
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from typing import Any
 
@@ -24,6 +25,7 @@ __all__ = [
     "SANDBOX_PLIVO_AUTH_TOKEN",
     "SERVICES",
     "api_id",
+    "checked_country",
     "initial_groups",
     "plivo_error",
 ]
@@ -255,3 +257,11 @@ def plivo_error(status: int, message: str) -> Response:
     return Response.json({"api_id": api_id(), "error": message}, status)
 
 
+def checked_country(query: dict[str, str]) -> str | Response:
+    """A search's ``country_iso``, upper case, or Plivo's 400 when it is missing or not ISO 3166 alpha-2."""
+    country = query.get("country_iso", "").strip().upper()
+    if not country:
+        return plivo_error(400, "country_iso is required")
+    if not re.fullmatch(r"[A-Z]{2}", country):
+        return plivo_error(400, f"country_iso '{query['country_iso']}' is not a valid ISO 3166 alpha-2 code")
+    return country

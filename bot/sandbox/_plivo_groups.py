@@ -32,6 +32,7 @@ from typing import Any
 
 from bot.sandbox.common import Clock, Request, Response, SandboxApp, SandboxState
 from bot.sandbox._plivo_account import (
+    checked_country,
     ACCOUNT,
     GROUPS,
     KNOBS,
@@ -167,11 +168,9 @@ class PlivoSandboxApp(SandboxApp):
 
     async def _search(self, request: Request) -> Response:
         q = request.query
-        country = q.get("country_iso", "").strip().upper()
-        if not country:
-            return plivo_error(400, "country_iso is required")
-        if not re.fullmatch(r"[A-Z]{2}", country):
-            return plivo_error(400, f"country_iso '{q['country_iso']}' is not a valid ISO 3166 alpha-2 code")
+        country = checked_country(q)
+        if isinstance(country, Response):
+            return country
         number_type = q.get("number_type", "local") or "local"
         if number_type not in NUMBER_TYPES:
             return plivo_error(400, f"number_type '{number_type}' is invalid; use local, national or tollfree")

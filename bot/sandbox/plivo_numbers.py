@@ -26,6 +26,7 @@ from typing import Any
 
 from bot.sandbox.common import Request, Response
 from bot.sandbox._plivo_account import (
+    checked_country,
     ACCOUNT,
     GROUPS,
     NUMBERING,
@@ -83,11 +84,9 @@ class PlivoNumbersSandbox(PlivoSandboxApp):
 
     async def _search_numbers(self, request: Request) -> Response:
         q = request.query
-        country = q.get("country_iso", "").strip().upper()
-        if not country:
-            return plivo_error(400, "country_iso is required")
-        if not re.fullmatch(r"[A-Z]{2}", country):
-            return plivo_error(400, f"country_iso '{q['country_iso']}' is not a valid ISO 3166 alpha-2 code")
+        country = checked_country(q)
+        if isinstance(country, Response):
+            return country
         number_type = q.get("type", "local") or "local"
         if number_type not in SEARCH_TYPES:
             return plivo_error(400, f"type '{number_type}' is invalid; use local, fixed, mobile, national or tollfree")
