@@ -28,7 +28,7 @@ import binascii
 import hmac
 import re
 import urllib.parse
-from typing import Any
+from typing import Any, Iterator
 
 from bot.sandbox.common import Clock, Request, Response, SandboxApp, SandboxState
 from bot.sandbox._plivo_account import (
@@ -190,11 +190,19 @@ class PlivoSandboxApp(SandboxApp):
             return paging
         limit, offset = paging
 
-        found = []
-        for group_id, g in self.state.items(GROUPS):
+        found = [
+            self._group_object(request.params["auth_id"], g)
+            for g in self._matching_groups(country, number_type, region, wanted)
+            if not prefix or g["prefix"].startswith(prefix)
+        ]
+        return self._page(request, found, offset, limit)
+
+    def _matching_groups(
+        self, country: str, number_type: str, region: str | None, wanted: list[str]
+    ) -> Iterator[dict[str, Any]]:
+        """The groups of a country and type, in a region (any part of its name) with the services wanted."""
+        for _, g in self.state.items(GROUPS):
             if g["country_iso"] != country or g["number_type"] != number_type:
-                continue
-            if prefix and not g["prefix"].startswith(prefix):
                 continue
             if region and region.strip().lower() not in g["region"].lower():
                 continue
@@ -202,7 +210,10 @@ class PlivoSandboxApp(SandboxApp):
                 continue
             if ("sms" in wanted or "mms" in wanted) and not g["sms_enabled"]:
                 continue
-            found.append(self._group_object(request.params["auth_id"], g))
+            yield g
+
+    def _page(self, request: Request, found: list[dict[str, Any]], offset: int, limit: int) -> Response:
+        """One page of a search's objects, with Plivo's ``meta``."""
         return Response.json(
             {
                 "api_id": api_id(),

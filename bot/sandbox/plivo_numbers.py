@@ -104,26 +104,12 @@ class PlivoNumbersSandbox(PlivoSandboxApp):
         group_type = "local" if number_type == "fixed" else number_type
         auth_id = request.params["auth_id"]
         found: list[dict[str, Any]] = []
-        for _, g in self.state.items(GROUPS):
-            if g["country_iso"] != country or g["number_type"] != group_type:
-                continue
-            if region and region.strip().lower() not in g["region"].lower():
-                continue
-            if ("voice" in wanted and not g["voice_enabled"]) or (
-                ("sms" in wanted or "mms" in wanted) and not g["sms_enabled"]
-            ):
-                continue
+        for g in self._matching_groups(country, group_type, region, wanted):
             for number in self.free_numbers(g, NUMBERS_PER_GROUP):
                 if pattern and not _national(country, number).startswith(pattern):
                     continue
                 found.append(self._number_object(auth_id, g, number))
-        return Response.json(
-            {
-                "api_id": api_id(),
-                "meta": self._page_meta(request, len(found), offset, limit),
-                "objects": found[offset : offset + limit],
-            }
-        )
+        return self._page(request, found, offset, limit)
 
     @staticmethod
     def _number_object(auth_id: str, g: dict[str, Any], number: str) -> dict[str, Any]:
