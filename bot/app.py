@@ -12,99 +12,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable
 
-import httpx
-
 from bot.config import Settings
-from bot.domain.errors import ConfigError
 from bot.delivery import OutboxSender
+from bot.providers.wiring import build_providers
 from bot.sandbox import SandboxServices
 from bot.ports import Directory, Notifier, Provider
 from bot.services import NumbersService, StaticDirectory
 from bot.store.check import open_store
-from bot.store.db import Store, utcnow
+from bot.store.connection import utcnow
+from bot.store.db import Store
 from bot.worker import Worker
-
-
-def build_providers(
-    settings: Settings, *, sandbox: SandboxServices | None = None, options: dict[str, Any] | None = None
-) -> tuple[dict[str, Provider], SandboxServices | None]:
-    """Real clients for the providers with credentials; the sandbox services when none have any
-    (or ``NUMBERS_SANDBOX=1``). A provider whose settings are only partly set raises ``ConfigError``. The same client code runs either way: only the transport differs.
-    ``options`` go to every adapter's constructor (tests pass a ``sleep`` that does not wait)."""
-    from bot.providers.acs import AcsProvider
-    from bot.providers.plivo_numbers import plivo_provider
-    from bot.providers.webex import WebexProvider
-    from bot.providers.wiring import twilio_and_telnyx
-
-    problems = settings.provider_problems()
-    if problems:
-        raise ConfigError(problems)
-    poll = settings.poll_interval
-    common: dict[str, Any] = {"timeout": settings.provider_timeout, **(options or {})}
-    if settings.uses_sandbox or sandbox is not None:
-        from bot.sandbox.acs import SANDBOX_ACS_ACCESS_KEY, SANDBOX_ACS_ENDPOINT
-        from bot.sandbox.plivo import SANDBOX_PLIVO_API_URL, SANDBOX_PLIVO_AUTH_ID, SANDBOX_PLIVO_AUTH_TOKEN
-        from bot.sandbox.webex import SANDBOX_WEBEX_API_URL, SANDBOX_WEBEX_TOKEN
-
-        if sandbox is None:
-            sandbox = SandboxServices.create(settings.sandbox_state_path, latency=settings.sandbox_latency)
-        providers: dict[str, Provider] = {
-            "acs": AcsProvider(
-                SANDBOX_ACS_ENDPOINT,
-                SANDBOX_ACS_ACCESS_KEY,
-                transport=httpx.ASGITransport(app=sandbox.acs),
-                poll_interval=poll,
-                api_version=settings.acs_api_version,
-                **common,
-            ),
-            "plivo": plivo_provider(
-                SANDBOX_PLIVO_AUTH_ID,
-                SANDBOX_PLIVO_AUTH_TOKEN,
-                api_url=SANDBOX_PLIVO_API_URL,
-                app_id=settings.plivo_app_id,
-                api=settings.plivo_api,
-                transport=httpx.ASGITransport(app=sandbox.plivo),
-                **common,
-            ),
-            "webex": WebexProvider(
-                SANDBOX_WEBEX_TOKEN,
-                api_url=SANDBOX_WEBEX_API_URL,
-                org_id=settings.webex_org_id,
-                location_id=settings.webex_location_id,
-                transport=httpx.ASGITransport(app=sandbox.webex),
-                **common,
-            ),
-        }
-        providers.update(twilio_and_telnyx(settings, sandbox=sandbox, common=common))
-        return providers, sandbox
-    providers = {}
-    if settings.acs_connection_string:
-        providers["acs"] = AcsProvider.from_connection_string(
-            settings.acs_connection_string.get_secret_value(),
-            poll_interval=poll,
-            api_version=settings.acs_api_version,
-            **common,
-        )
-    if settings.plivo_auth_id and settings.plivo_auth_token:
-        providers["plivo"] = plivo_provider(
-            settings.plivo_auth_id,
-            settings.plivo_auth_token.get_secret_value(),
-            api_url=settings.plivo_api_url,
-            app_id=settings.plivo_app_id,
-            api=settings.plivo_api,
-            **common,
-        )
-    if settings.webex_access_token:
-        providers["webex"] = WebexProvider(
-            settings.webex_access_token.get_secret_value(),
-            api_url=settings.webex_api_url,
-            org_id=settings.webex_org_id,
-            location_id=settings.webex_location_id,
-            **common,
-        )
-    providers.update(twilio_and_telnyx(settings, common=common))
-    return providers, None
-
 
 log = logging.getLogger(__name__)
 

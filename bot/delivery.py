@@ -27,7 +27,7 @@ from typing import Any, Callable
 from bot.domain.errors import DeliveryDeferred
 from bot.domain.kinds import Change
 from bot.store import outbox
-from bot.store.db import drive_identity
+from bot.store.connection import drive_identity
 from bot.store.outbox import OutboxItem
 from bot.store.threaded import ThreadedStore
 

@@ -67,7 +67,7 @@ async def _slack_check(settings: Settings) -> Check:
 
 
 async def _provider_checks(settings: Settings) -> list[Check]:
-    from bot.app import build_providers
+    from bot.providers.wiring import build_providers
 
     problems = settings.provider_problems()
     if problems:

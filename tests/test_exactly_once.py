@@ -33,7 +33,8 @@ from bot.domain.states import State
 from bot.domain.offers import SearchQuery
 from bot.domain.steps import Done, Failed
 from bot.services import NumbersService, StaticDirectory
-from bot.store.db import Store, drive_identity
+from bot.store.connection import drive_identity
+from bot.store.db import Store
 from bot.store.threaded import ThreadedStore
 from bot.worker import Worker
 from tests.conftest import MovableClock

@@ -12,14 +12,8 @@ from bot.domain.offers import OfferDraft, SearchQuery
 from bot.domain.steps import Done, Failed, Job, Requester
 from bot.providers.webex import WebexProvider
 from bot.sandbox.common import SandboxState
-from bot.sandbox.webex import (
-    LOCATION_LONDON,
-    LOCATION_SAN_JOSE,
-    SANDBOX_WEBEX_API_URL,
-    SANDBOX_WEBEX_ORG_ID,
-    SANDBOX_WEBEX_TOKEN,
-    create_webex_sandbox,
-)
+from bot.sandbox.webex import SANDBOX_WEBEX_API_URL, SANDBOX_WEBEX_TOKEN, create_webex_sandbox
+from bot.sandbox.webex_org import LOCATION_LONDON, LOCATION_SAN_JOSE, SANDBOX_WEBEX_ORG_ID
 
 NUMBERS_PATH = r"/v1/telephony/config/people/primary/availableNumbers$"
 PEOPLE_PUT = r"/v1/people/[^/]+$"
@@ -347,6 +341,12 @@ async def test_release_gives_the_number_back_to_the_organisation(webex, app):
     again = await webex.release("+14085550113", {"person_id": person_id})
     assert again.numbers == ["+14085550113"] and "no longer had" in (again.note or "")
     assert app.count("PUT", PEOPLE_PUT) == 2
+
+
+async def test_a_release_that_names_no_person_is_refused_before_any_call(webex, app):
+    with pytest.raises(ProviderError, match="names no Webex person"):
+        await webex.release("+14085550113", {"number_id": 7})
+    assert app.count("GET", PEOPLE_PUT) == 0 and app.count("PUT", PEOPLE_PUT) == 0
 
 
 async def test_a_deleted_person_fails_the_assignment_in_webexs_words(webex, app):

@@ -17,21 +17,21 @@ Unlike a group rent, a buy names its number before it is sent, so after a
 crash or an unreadable answer the bot asks ``GET Number/{number}/`` whether the
 account now holds it (``recover``) instead of sending the request to a person.
 
-HTTP, errors and secret scrubbing are the group adapter's (``PlivoProvider``).
+HTTP, errors, secret scrubbing, paging, release and check are the account's
+(``PlivoAccount`` in ``_plivo_common``), shared with the group adapter.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from typing import Any
 
-from bot.domain.errors import OutcomeUnknown, ProviderError, UsageError
 from bot.domain.kinds import Kind
+from bot.domain.errors import OutcomeUnknown, ProviderError, UsageError
 from bot.domain.offers import OfferDraft, SearchQuery
 from bot.domain.steps import Done, Failed, Job, ProviderPending, Requester, Step
-from bot.providers.base import send_read
-from bot.providers.plivo import CHECK_CONSOLE, MAX_PAGE, PlivoProvider, _e164, _loads, _money, _rate_text
+from bot.providers._plivo_common import CHECK_CONSOLE, MAX_PAGE, PlivoAccount, as_e164, loads, money, rate_text, search_params
+from bot.providers.plivo import PlivoProvider
 
 _SEARCH = "PhoneNumber/"
 _BUY = "PhoneNumber/{number}/"
@@ -45,41 +45,27 @@ _PENDING_TEXT = (
 )
 
 
-class PlivoNumbersProvider(PlivoProvider):
+class PlivoNumbersProvider(PlivoAccount):
     """Search and buy single Plivo numbers with the current PhoneNumber API (``PLIVO_API=numbers``)."""
 
     def __init__(self, auth_id: str, auth_token: str, *, max_offers: int = 20, **kwargs: Any):
         kwargs.pop("max_groups", None)
-        super().__init__(auth_id, auth_token, max_groups=max_offers, **kwargs)
+        super().__init__(auth_id, auth_token, **kwargs)
         self._max_offers = max(1, max_offers)
-
-    def __repr__(self) -> str:
-        return f"PlivoNumbersProvider(api_url={self._api_url!r})"
 
     # --- search -------------------------------------------------------------------
 
     async def search(self, query: SearchQuery) -> list[OfferDraft]:
         params = self._number_search_params(query)
-        found: list[dict[str, Any]] = []
-        offset = 0
-        while len(found) < self._max_offers:
-            page = await self._read_json("GET", _SEARCH, _SEARCH, params={**params, "offset": str(offset)})
-            objects = page.get("objects") if isinstance(page, dict) else None
-            if not isinstance(objects, list):
-                raise ProviderError(self.name, f"GET {_SEARCH} answered without a list of numbers")
-            found.extend(o for o in objects if isinstance(o, dict))
-            next_offset = self._next_offset(page.get("meta"), offset, len(objects))
-            if next_offset is None:
-                break
-            offset = next_offset
+        found = await self._pages(_SEARCH, params, enough=self._max_offers, what="numbers")
         offers = [offer for o in found if (offer := self._number_offer(o, query)) is not None]
         return offers[: self._max_offers]
 
     def _number_search_params(self, query: SearchQuery) -> dict[str, str]:
-        """The group search's checks (country, type, quantity, services), with ``pattern`` and ``type``."""
-        params = self._search_params(dataclasses.replace(query, prefix=None))
+        """The account's search checks (country, type, quantity, services), with ``pattern`` and ``type``."""
+        head, tail = search_params(query, min(MAX_PAGE, self._max_offers))
+        params = {**head, **tail}
         params["type"] = _TYPES[params.pop("number_type")]
-        params["limit"] = str(min(MAX_PAGE, self._max_offers))
         if query.prefix:
             pattern = query.prefix.strip()
             if not pattern.isascii() or not pattern.isdigit() or len(pattern) > MAX_PATTERN_DIGITS:
@@ -97,7 +83,7 @@ class PlivoNumbersProvider(PlivoProvider):
         voice = bool(o.get("voice_enabled"))
         if (query.sms and not sms) or (query.voice and not voice):
             return None
-        e164 = _e164(number)
+        e164 = as_e164(number)
         ref: dict[str, Any] = {"number": str(number)}
         restriction = o.get("restriction") if isinstance(o.get("restriction"), str) else None
         restriction_text = o.get("restriction_text") if isinstance(o.get("restriction_text"), str) else None
@@ -109,8 +95,8 @@ class PlivoNumbersProvider(PlivoProvider):
             provider=self.name,
             kind=Kind.PURCHASE,
             numbers=[e164],
-            unit_monthly_cost=_money(o.get("monthly_rental_rate")),
-            unit_setup_cost=_money(o.get("setup_rate")),
+            unit_monthly_cost=money(o.get("monthly_rental_rate")),
+            unit_setup_cost=money(o.get("setup_rate")),
             currency="USD",
             quantity=1,
             max_quantity=1,
@@ -124,8 +110,8 @@ class PlivoNumbersProvider(PlivoProvider):
                 "region": o.get("region"),
                 "city": o.get("city"),
                 "number_type": o.get("type") or query.number_type,
-                "voice_rate": _rate_text(o.get("voice_rate")),
-                "sms_rate": _rate_text(o.get("sms_rate")),
+                "voice_rate": rate_text(o.get("voice_rate")),
+                "sms_rate": rate_text(o.get("sms_rate")),
                 **({"restriction": ref["restriction"], "restriction_text": ref["restriction_text"]}
                    if "restriction_text" in ref else {}),
             },
@@ -153,16 +139,11 @@ class PlivoNumbersProvider(PlivoProvider):
         request = self._client.build_request("POST", _BUY.format(number=digits), json=body)
         response = await self._send_once(request, _BUY, what, after="it may have been bought")
         if response.status_code >= 500:
-            raise OutcomeUnknown(
-                self.name,
-                f"Plivo answered {response.status_code} ({self._error_text(response)}) to {what}; "
-                "asking Plivo whether the account now holds it",
-                status=response.status_code,
-            )
+            raise self._unknown(response, what, "asking Plivo whether the account now holds it")
         if response.status_code >= 300:
             raise self._error(response, _BUY)
         try:
-            data = _loads(response.content)
+            data = loads(response.content)
         except ValueError:
             data = None
         if not isinstance(data, dict):
@@ -170,7 +151,9 @@ class PlivoNumbersProvider(PlivoProvider):
         return self._buy_outcome(data, digits, what)
 
     def _buy_outcome(self, data: dict[str, Any], digits: str, what: str) -> Step:
-        entries = data.get("numbers") if isinstance(data.get("numbers"), list) else []
+        entries = data.get("numbers")
+        if not isinstance(entries, list):
+            entries = []
         mine = [e for e in entries if isinstance(e, dict) and re.sub(r"\D", "", str(e.get("number"))) == digits]
         status = str((mine[0].get("status") if mine else data.get("status")) or "").strip().lower()
         if status in ("success", "fulfilled"):
@@ -192,14 +175,13 @@ class PlivoNumbersProvider(PlivoProvider):
         """Does the account hold the number now? ``GET Number/{number}/``: 404 → not bought (safe to
         buy), 200 → bought (or pending, when Plivo lists it as not yet active)."""
         digits = self._digits(job)
-        request = self._client.build_request("GET", _NUMBER.format(number=digits))
-        response = await send_read(self._client, request, provider=self.name, sleep=self._sleep)
+        response = await self._read("GET", _NUMBER.format(number=digits), _NUMBER)
         if response.status_code == 404:
             return None
         if response.status_code >= 300:
             raise self._error(response, _NUMBER)
         try:
-            held = _loads(response.content)
+            held = loads(response.content)
         except ValueError:
             held = None
         if not isinstance(held, dict) or re.sub(r"\D", "", str(held.get("number"))) != digits:
@@ -211,7 +193,9 @@ class PlivoNumbersProvider(PlivoProvider):
         return Done(numbers=[f"+{digits}"])
 
 
-def plivo_provider(auth_id: str, auth_token: str, *, api: str = "numbers", **kwargs: Any) -> PlivoProvider:
+def plivo_provider(
+    auth_id: str, auth_token: str, *, api: str = "numbers", **kwargs: Any
+) -> "PlivoProvider | PlivoNumbersProvider":
     """The adapter ``PLIVO_API`` names: ``numbers`` (current, default) or ``groups`` (the seeds')."""
     if api == "groups":
         return PlivoProvider(auth_id, auth_token, **kwargs)

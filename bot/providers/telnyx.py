@@ -27,7 +27,7 @@ import logging
 import re
 import urllib.parse
 from datetime import datetime
-from typing import Any, Generator, Mapping
+from typing import Any, Mapping
 
 import httpx
 
@@ -48,9 +48,9 @@ from bot.providers.telnyx_answers import (
     requirements_text,
     unmet_requirements,
 )
+from bot.providers._http import BearerAuth, Sleep, bounded_client, lost_how, provider_error, send_once, send_read, spend_error_class
 from bot.domain.offers import OfferDraft, SearchQuery
 from bot.domain.steps import Done, Failed, InProgress, Job, ProviderPending, Requester, Step
-from bot.providers.base import provider_error, BoundedClient, Sleep, send_read
 
 __all__ = ["TelnyxAuth", "TelnyxProvider", "customer_reference", "DEFAULT_API_URL"]
 
@@ -69,18 +69,8 @@ def customer_reference(request_id: int) -> str:
     return f"numbers-bot-request-{request_id}"
 
 
-class TelnyxAuth(httpx.Auth):
+class TelnyxAuth(BearerAuth):
     """``Authorization: Bearer <API key>``."""
-
-    def __init__(self, api_key: str):
-        self._header = f"Bearer {api_key}"
-
-    def __repr__(self) -> str:
-        return "TelnyxAuth(api_key=<hidden>)"
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        request.headers["Authorization"] = self._header
-        yield request
 
 
 class TelnyxProvider:
@@ -110,12 +100,9 @@ class TelnyxProvider:
         self.messaging_profile_id = messaging_profile_id or None
         self._poll_interval = poll_interval
         self._sleep = sleep
-        self._client = BoundedClient(
-            base_url=api_url + "/v2/",
-            auth=TelnyxAuth(api_key.strip()),
-            transport=transport,
-            timeout=httpx.Timeout(timeout),
-            headers={"Accept": "application/json", "User-Agent": "numbers-bot (telnyx)"},
+        self._client = bounded_client(
+            user_agent="numbers-bot (telnyx)", base_url=api_url + "/v2/", auth=TelnyxAuth(api_key.strip()),
+            transport=transport, timeout=timeout,
         )
 
     def __repr__(self) -> str:
@@ -133,11 +120,10 @@ class TelnyxProvider:
     async def _send_once(self, method: str, path: str, body: Any, what: str) -> httpx.Response:
         """A call that changes something: sent once; a lost answer is an unknown outcome."""
         request = self._client.build_request(method, path, json=body)
-        try:
-            return await self._client.send(request)
-        except (httpx.TimeoutException, httpx.TransportError) as exc:
-            how = "timed out" if isinstance(exc, httpx.TimeoutException) else "lost its connection"
-            raise OutcomeUnknown(PROVIDER, f"{what} {how}; whether Telnyx acted is not known yet") from None
+        return await send_once(
+            self._client, request, provider=PROVIDER,
+            lost=lambda exc: f"{what} {lost_how(exc)}; whether Telnyx acted is not known yet",
+        )
 
     def _error(self, response: httpx.Response, *, cls: type[ProviderError] | None = None) -> ProviderError:
         code, message = error_parts(response)
@@ -247,10 +233,8 @@ class TelnyxProvider:
                 raise OutcomeUnknown(PROVIDER, f"the number order got an answer ({response.status_code}) naming no order")
             log.info("telnyx order %s sent for request %s", order["id"], job.request_id)
             return await self._step(order, job)
-        if response.status_code == 429:
-            raise self._error(response, cls=ProviderUnavailable)
-        if response.status_code >= 500:
-            raise self._error(response, cls=OutcomeUnknown)
+        if spend_error_class(response.status_code) is not None:
+            raise self._error(response, cls=spend_error_class(response.status_code))
         exc = self._error(response)
         if response.status_code in (409, 422) and any(w in exc.message.lower() for w in _GONE_WORDS):
             # Our own earlier order (whose answer was lost) may be what took them: ask before searching again.
@@ -338,11 +322,7 @@ class TelnyxProvider:
         )
         if response.is_success or response.status_code == 404:
             return Done(numbers=[number])
-        if response.status_code == 429:
-            raise self._error(response, cls=ProviderUnavailable)
-        if response.status_code >= 500:
-            raise self._error(response, cls=OutcomeUnknown)
-        raise self._error(response)
+        raise self._error(response, cls=spend_error_class(response.status_code))
 
     async def purchased_numbers(self) -> list[str]:
         response = await self._read("phone_numbers", [("page[size]", "250")])

@@ -61,7 +61,7 @@ def error_parts(response: httpx.Response) -> tuple[str | None, str | None]:
     texts = []
     for e in errors[:3]:
         if isinstance(e, dict):
-            bits = [e.get(k) for k in ("title", "detail") if isinstance(e.get(k), str) and e.get(k)]
+            bits = [str(e[k]) for k in ("title", "detail") if isinstance(e.get(k), str) and e.get(k)]
             if bits:
                 texts.append(": ".join(dict.fromkeys(bits)))
     return (str(code) if code is not None else None), ("; ".join(texts)[:_MAX_MESSAGE] or None)
@@ -75,7 +75,7 @@ def offers_from(items: list[dict[str, Any]], query: SearchQuery) -> list[OfferDr
     offers = []
     for start in range(0, len(items) - size + 1, size):
         chunk = items[start : start + size]
-        costs = [c.get("cost_information") if isinstance(c.get("cost_information"), dict) else {} for c in chunk]
+        costs: list[dict[str, Any]] = [_dict(c.get("cost_information")) for c in chunk]
         monthly = [_decimal(c.get("monthly_cost")) for c in costs]
         upfront = [_decimal(c.get("upfront_cost")) for c in costs]
         features = [{f.get("name") for f in c.get("features") or [] if isinstance(f, dict)} for c in chunk]
@@ -83,7 +83,7 @@ def offers_from(items: list[dict[str, Any]], query: SearchQuery) -> list[OfferDr
         region = ", ".join(
             r["region_name"] for r in regions if isinstance(r, dict) and isinstance(r.get("region_name"), str)
         )
-        currency = costs[0].get("currency") if isinstance(costs[0].get("currency"), str) else "USD"
+        currency = str(costs[0]["currency"]) if isinstance(costs[0].get("currency"), str) else "USD"
         offers.append(
             OfferDraft(
                 provider=PROVIDER,
@@ -109,8 +109,8 @@ def hold_from(data: Any) -> dict[str, Any]:
     """``reservation_id`` and ``hold_expires_at`` (the earliest number's ``expired_at``) of a reservation."""
     if not isinstance(data, dict) or not isinstance(data.get("id"), str):
         raise ProviderError(PROVIDER, "the reservation answer named no reservation")
-    ends = [parse_time(n.get("expired_at")) for n in data.get("phone_numbers") or [] if isinstance(n, dict)]
-    ends = [e for e in ends if e is not None]
+    read = [parse_time(n.get("expired_at")) for n in data.get("phone_numbers") or [] if isinstance(n, dict)]
+    ends = [e for e in read if e is not None]
     return {"reservation_id": data["id"], "hold_expires_at": min(ends) if ends else None}
 
 
@@ -132,7 +132,7 @@ def requirement_words(body: Any) -> dict[str, str]:
     for group in (body.get("data") if isinstance(body, dict) else None) or []:
         for req in (group.get("regulatory_requirements") if isinstance(group, dict) else None) or []:
             if isinstance(req, dict) and isinstance(req.get("id"), str):
-                bits = [req.get(k) for k in ("name", "description") if isinstance(req.get(k), str) and req.get(k)]
+                bits = [str(req[k]) for k in ("name", "description") if isinstance(req.get(k), str) and req.get(k)]
                 if bits:
                     words[req["id"]] = ": ".join(dict.fromkeys(bits))
     return words
@@ -148,3 +148,7 @@ def requirements_text(order: dict[str, Any], words: dict[str, str]) -> str:
             said.append(text)
     needed = "; ".join(said) if said else "regulatory documents"
     return f"Telnyx order {order.get('id')} waits for regulatory requirements: {needed}"[:_MAX_MESSAGE]
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}

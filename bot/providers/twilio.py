@@ -40,9 +40,9 @@ from bot.domain.errors import (
     UsageError,
 )
 from bot.providers.twilio_answers import MAX_OFFERS, PRICE_UNKNOWN, error_parts, offers_from, price_from
+from bot.providers._http import Sleep, bounded_client, json_or_none, lost_how, provider_error, send_once, send_read, spend_error_class
 from bot.domain.offers import OfferDraft, SearchQuery
 from bot.domain.steps import Done, Failed, Job, Requester, Step
-from bot.providers.base import provider_error, BoundedClient, Sleep, send_read
 
 __all__ = ["TwilioAuth", "TwilioProvider", "friendly_name", "DEFAULT_API_URL", "PRICE_UNKNOWN"]
 
@@ -122,11 +122,8 @@ class TwilioProvider:
         self._sleep = sleep
         self._price_ttl = price_ttl
         self._prices: dict[tuple[str, str], tuple[float, tuple[Decimal, str] | None]] = {}
-        self._client = BoundedClient(
-            auth=TwilioAuth(account_sid, auth_token),
-            transport=transport,
-            timeout=httpx.Timeout(timeout),
-            headers={"Accept": "application/json", "User-Agent": "numbers-bot (twilio)"},
+        self._client = bounded_client(
+            user_agent="numbers-bot (twilio)", auth=TwilioAuth(account_sid, auth_token), transport=transport, timeout=timeout
         )
 
     def __repr__(self) -> str:
@@ -247,16 +244,12 @@ class TwilioProvider:
         request = self._client.build_request(
             "POST", self._account("/IncomingPhoneNumbers.json"), data=self._buy_form(number, job.request_id)
         )
-        try:
-            response = await self._client.send(request)
-        except (httpx.TimeoutException, httpx.TransportError) as exc:
-            what = "timed out" if isinstance(exc, httpx.TimeoutException) else "lost its connection"
-            raise OutcomeUnknown(PROVIDER, f"buying {number} {what}; whether Twilio acted is not known yet") from None
+        response = await send_once(
+            self._client, request, provider=PROVIDER,
+            lost=lambda exc: f"buying {number} {lost_how(exc)}; whether Twilio acted is not known yet",
+        )
         if response.is_success:
-            try:
-                body = response.json()
-            except ValueError:
-                body = None
+            body = json_or_none(response)
             if not (isinstance(body, dict) and isinstance(body.get("sid"), str)):
                 raise OutcomeUnknown(
                     PROVIDER, f"buying {number} got an answer ({response.status_code}) that is not a number resource"
@@ -264,10 +257,9 @@ class TwilioProvider:
             log.info("twilio bought %s as %s for request %s", number, body["sid"], job.request_id)
             return
         code, _ = error_parts(response)
-        if response.status_code == 429:
-            raise self._error(response, cls=ProviderUnavailable)  # throttled: refused, nothing bought
-        if response.status_code >= 500:
-            raise self._error(response, cls=OutcomeUnknown)
+        if spend_error_class(response.status_code) is not None:
+            # Throttled: refused, nothing bought; 5xx: whether Twilio acted is not known.
+            raise self._error(response, cls=spend_error_class(response.status_code))
         if code == NUMBER_TAKEN:
             # "Not available" may mean that *we* hold it: our own earlier request, whose answer was
             # lost, got there first. Then it is bought, not gone; never buy an "equivalent" on top.
@@ -347,17 +339,13 @@ class TwilioProvider:
         if owned is None or not isinstance(owned.get("sid"), str):
             return Done(numbers=[number], note=f"Twilio no longer lists {number} on the account")
         request = self._client.build_request("DELETE", self._account(f"/IncomingPhoneNumbers/{owned['sid']}.json"))
-        try:
-            response = await self._client.send(request)
-        except (httpx.TimeoutException, httpx.TransportError):
-            raise OutcomeUnknown(PROVIDER, f"the release of {number} could not be confirmed; check it in the Twilio console") from None
+        response = await send_once(
+            self._client, request, provider=PROVIDER,
+            lost=lambda _: f"the release of {number} could not be confirmed; check it in the Twilio console",
+        )
         if response.status_code in (200, 204, 404):
             return Done(numbers=[number])
-        if response.status_code == 429:
-            raise self._error(response, cls=ProviderUnavailable)
-        if response.status_code >= 500:
-            raise self._error(response, cls=OutcomeUnknown)
-        raise self._error(response)
+        raise self._error(response, cls=spend_error_class(response.status_code))
 
     async def purchased_numbers(self) -> list[str]:
         response = await self._read(self._account("/IncomingPhoneNumbers.json"), {"PageSize": 1000})

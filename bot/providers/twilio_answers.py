@@ -63,7 +63,7 @@ def offers_from(items: list[dict[str, Any]], query: SearchQuery, price: tuple[De
     for start in range(0, len(items) - size + 1, size):
         chunk = items[start : start + size]
         first = chunk[0]
-        caps = [c.get("capabilities") if isinstance(c.get("capabilities"), dict) else {} for c in chunk]
+        caps: list[dict[str, Any]] = [_dict(c.get("capabilities")) for c in chunk]
         needs = sorted({str(c.get("address_requirements") or "none") for c in chunk} - {"none"})
         details: dict[str, Any] = {
             "country": query.country.upper(),
@@ -95,3 +95,6 @@ def offers_from(items: list[dict[str, Any]], query: SearchQuery, price: tuple[De
             break
     return offers
 
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}

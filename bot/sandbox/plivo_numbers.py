@@ -25,17 +25,18 @@ import re
 from typing import Any
 
 from bot.sandbox.common import Request, Response
-from bot.sandbox.plivo import (
-    _ACCOUNT,
-    _NUMBERING,
+from bot.sandbox._plivo_account import (
+    checked_country,
+    ACCOUNT,
     GROUPS,
+    NUMBERING,
     NUMBERS,
     REGULATED_COUNTRIES,
     SERVICES,
-    PlivoSandboxApp,
-    _api_id,
-    _error,
+    api_id,
+    plivo_error,
 )
+from bot.sandbox._plivo_groups import PlivoSandboxApp
 
 NUMBERS_PER_GROUP = 3  # how many free numbers of each group a search shows
 SEARCH_TYPES = ("local", "fixed", "tollfree", "national", "mobile")
@@ -46,7 +47,7 @@ RESTRICTIONS = {
 
 
 def _national(country: str, number: str) -> str:
-    return number[len(_NUMBERING[country][0]) :]
+    return number[len(NUMBERING[country][0]) :]
 
 
 class PlivoNumbersSandbox(PlivoSandboxApp):
@@ -54,9 +55,9 @@ class PlivoNumbersSandbox(PlivoSandboxApp):
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.route("GET", _ACCOUNT + r"/PhoneNumber/")(self._search_numbers)
-        self.route("POST", _ACCOUNT + r"/PhoneNumber/(?P<number>[^/]+)/")(self._buy_number)
-        self.route("GET", _ACCOUNT + r"/Number/(?P<number>[^/]+)/")(self._get_number)
+        self.route("GET", ACCOUNT + r"/PhoneNumber/")(self._search_numbers)
+        self.route("POST", ACCOUNT + r"/PhoneNumber/(?P<number>[^/]+)/")(self._buy_number)
+        self.route("GET", ACCOUNT + r"/Number/(?P<number>[^/]+)/")(self._get_number)
 
     # --- the numbers a group still has ---------------------------------------------------
 
@@ -83,21 +84,19 @@ class PlivoNumbersSandbox(PlivoSandboxApp):
 
     async def _search_numbers(self, request: Request) -> Response:
         q = request.query
-        country = q.get("country_iso", "").strip().upper()
-        if not country:
-            return _error(400, "country_iso is required")
-        if not re.fullmatch(r"[A-Z]{2}", country):
-            return _error(400, f"country_iso '{q['country_iso']}' is not a valid ISO 3166 alpha-2 code")
+        country = checked_country(q)
+        if isinstance(country, Response):
+            return country
         number_type = q.get("type", "local") or "local"
         if number_type not in SEARCH_TYPES:
-            return _error(400, f"type '{number_type}' is invalid; use local, fixed, mobile, national or tollfree")
+            return plivo_error(400, f"type '{number_type}' is invalid; use local, fixed, mobile, national or tollfree")
         pattern = q.get("pattern")
         if pattern is not None and not re.fullmatch(r"[0-9]{1,10}", pattern):
-            return _error(400, "pattern must be digits only")
+            return plivo_error(400, "pattern must be digits only")
         region = q.get("region")
         wanted = [s.strip().lower() for s in q.get("services", "").split(",") if s.strip()]
         if any(s not in SERVICES for s in wanted):
-            return _error(400, f"services '{q['services']}' is invalid; use voice, sms, mms or a comma-separated mix")
+            return plivo_error(400, f"services '{q['services']}' is invalid; use voice, sms, mms or a comma-separated mix")
         paging = self._paging(request)
         if isinstance(paging, Response):
             return paging
@@ -105,26 +104,12 @@ class PlivoNumbersSandbox(PlivoSandboxApp):
         group_type = "local" if number_type == "fixed" else number_type
         auth_id = request.params["auth_id"]
         found: list[dict[str, Any]] = []
-        for _, g in self.state.items(GROUPS):
-            if g["country_iso"] != country or g["number_type"] != group_type:
-                continue
-            if region and region.strip().lower() not in g["region"].lower():
-                continue
-            if ("voice" in wanted and not g["voice_enabled"]) or (
-                ("sms" in wanted or "mms" in wanted) and not g["sms_enabled"]
-            ):
-                continue
+        for g in self._matching_groups(country, group_type, region, wanted):
             for number in self.free_numbers(g, NUMBERS_PER_GROUP):
                 if pattern and not _national(country, number).startswith(pattern):
                     continue
                 found.append(self._number_object(auth_id, g, number))
-        return Response.json(
-            {
-                "api_id": _api_id(),
-                "meta": self._page_meta(request, len(found), offset, limit),
-                "objects": found[offset : offset + limit],
-            }
-        )
+        return self._page(request, found, offset, limit)
 
     @staticmethod
     def _number_object(auth_id: str, g: dict[str, Any], number: str) -> dict[str, Any]:
@@ -157,15 +142,15 @@ class PlivoNumbersSandbox(PlivoSandboxApp):
         try:
             body = request.json() or {}
         except ValueError:
-            return _error(400, "the request body is not valid JSON")
+            return plivo_error(400, "the request body is not valid JSON")
         if not isinstance(body, dict):
-            return _error(400, "the request body must be a JSON object")
+            return plivo_error(400, "the request body must be a JSON object")
         app_id = body.get("app_id")
         if app_id is not None and not (isinstance(app_id, str) and app_id.strip()):
-            return _error(400, "app_id must be a non-empty string")
+            return plivo_error(400, "app_id must be a non-empty string")
         group = self._group_of(number)
         if group is None:
-            return _error(404, f"Number {number} is not available for purchase")
+            return plivo_error(404, f"Number {number} is not available for purchase")
         auth_id = request.params["auth_id"]
         self._record_number(auth_id, group, number, app_id)
         group["stock"] -= 1
@@ -176,10 +161,10 @@ class PlivoNumbersSandbox(PlivoSandboxApp):
             self.state.put(NUMBERS, number, doc)
             answer = {"number": number, "status": "pending"}
             return Response.json(
-                {"api_id": _api_id(), "message": "created", "numbers": [answer], "status": "pending"}, 201
+                {"api_id": api_id(), "message": "created", "numbers": [answer], "status": "pending"}, 201
             )
         return Response.json(
-            {"api_id": _api_id(), "message": "created", "numbers": [{"number": number, "status": "Success"}],
+            {"api_id": api_id(), "message": "created", "numbers": [{"number": number, "status": "Success"}],
              "status": "fulfilled"},
             201,
         )
@@ -189,8 +174,8 @@ class PlivoNumbersSandbox(PlivoSandboxApp):
         auth_id = request.params["auth_id"]
         doc = self.state.get(NUMBERS, number)
         if doc is None or doc["account"] != auth_id:
-            return _error(404, "Number not found")
-        return Response.json({"api_id": _api_id(), **self.shown(auth_id, number, doc)})
+            return plivo_error(404, "Number not found")
+        return Response.json({"api_id": api_id(), **self.shown(auth_id, number, doc)})
 
     @staticmethod
     def shown(auth_id: str, number: str, doc: dict[str, Any]) -> dict[str, Any]:

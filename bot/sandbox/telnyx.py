@@ -27,6 +27,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
+from bot.sandbox._telnyx_stock import REGULATED, catalogue, requirement_id
 from bot.sandbox.common import Clock, Request, Response, SandboxApp, SandboxState
 
 __all__ = [
@@ -47,55 +48,6 @@ NUMBERS = "telnyx_numbers"  # phone number id -> record
 TAKEN = "telnyx_taken"
 KNOBS = "telnyx_knobs"
 
-# (country, type, national destination code, region, monthly, upfront, count, features)
-_STOCK = [
-    ("US", "local", "415", "SAN FRANCISCO", "1.00", "1.00", 30, ("sms", "voice")),
-    ("US", "local", "312", "CHICAGO", "1.00", "1.00", 30, ("sms", "voice")),
-    ("US", "local", "702", "LAS VEGAS", "0.80", "0.00", 10, ("voice",)),
-    ("US", "toll_free", "888", "", "1.50", "0.00", 20, ("sms", "voice")),
-    ("GB", "local", "20", "LONDON", "1.10", "0.00", 20, ("voice",)),
-    ("DE", "local", "30", "BERLIN", "1.20", "1.00", 20, ("voice",)),
-    ("FR", "local", "1", "PARIS", "1.30", "1.00", 20, ("voice",)),
-    ("GB", "national", "3", "UNITED KINGDOM", "1.60", "0.00", 10, ("voice",)),
-]
-_CALLING = {"US": "1", "GB": "44", "DE": "49", "FR": "33"}
-# country -> [(field_type, name, description)], as GET /v2/regulatory_requirements describes them
-_REGULATED = {
-    "DE": [("address", "Local address", "Proof of a local address in Germany (utility bill or lease, under 3 months old)")],
-    "FR": [
-        ("address", "Address in France", "Proof of address in France"),
-        ("document", "Identity document", "Copy of a valid identity document of the end user"),
-    ],
-}
-
-
-def _requirement_id(country: str, name: str) -> str:
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"telnyx-requirement/{country}/{name}"))
-
-
-def _number(country: str, ndc: str, i: int) -> str:
-    if country == "US":
-        return f"+1{ndc}555{200 + i:04d}"
-    width = {"GB": 10, "DE": 10, "FR": 9}[country]
-    rest = width - len(ndc)
-    return f"+{_CALLING[country]}{ndc}{10 ** (rest - 1) * 8 + 300 + i}"
-
-
-def _catalogue() -> dict[str, dict[str, Any]]:
-    out = {}
-    for country, kind, ndc, region, monthly, upfront, count, features in _STOCK:
-        for i in range(count):
-            out[_number(country, ndc, i)] = {
-                "country": country,
-                "type": kind,
-                "ndc": ndc,
-                "region": region,
-                "monthly": monthly,
-                "upfront": upfront,
-                "features": list(features),
-            }
-    return out
-
 
 def _error(status: int, code: str, title: str, detail: str | None = None) -> Response:
     error: dict[str, Any] = {"code": code, "title": title}
@@ -111,7 +63,7 @@ class TelnyxSandboxApp(SandboxApp):
         super().__init__(state, clock)
         self._key = api_key
         self.polls_to_complete = 2
-        self.catalogue = _catalogue()
+        self.catalogue = catalogue()
         self.route("GET", r"/v2/available_phone_numbers")(self._search)
         self.route("POST", r"/v2/number_reservations")(self._reserve)
         self.route("GET", r"/v2/number_reservations")(self._list_reservations)
@@ -262,7 +214,7 @@ class TelnyxSandboxApp(SandboxApp):
                     "expired_at": self._iso(now + timedelta(minutes=HOLD_MINUTES)),
                 }
             )
-        reservation = {
+        reservation: dict[str, Any] = {
             "id": str(uuid.uuid4()),
             "record_type": "number_reservation",
             "status": "success",
@@ -310,7 +262,7 @@ class TelnyxSandboxApp(SandboxApp):
             if not self._available(number):
                 return _error(422, "85001", "Number not available", f"{number} is no longer available.")
         now = self._now()
-        regulated = [n for n in numbers if self.catalogue[n]["country"] in _REGULATED]
+        regulated = [n for n in numbers if self.catalogue[n]["country"] in REGULATED]
         order_id = str(uuid.uuid4())
         entries = []
         for number in numbers:
@@ -324,12 +276,12 @@ class TelnyxSandboxApp(SandboxApp):
                 # As Telnyx answers: ids and types only; the words are at GET /v2/regulatory_requirements.
                 "regulatory_requirements": [
                     {
-                        "requirement_id": _requirement_id(self.catalogue[number]["country"], name),
+                        "requirement_id": requirement_id(self.catalogue[number]["country"], name),
                         "field_type": field_type,
                         "field_value": None,
                         "record_type": "phone_number_regulatory_requirement",
                     }
-                    for field_type, name, _ in _REGULATED.get(self.catalogue[number]["country"], [])
+                    for field_type, name, _ in REGULATED.get(self.catalogue[number]["country"], [])
                 ],
             }
             entries.append(entry)
@@ -408,8 +360,8 @@ class TelnyxSandboxApp(SandboxApp):
                 return _error(422, "10015", "Invalid filter", f"{number} is not a number Telnyx offers.")
             country = self.catalogue[number]["country"]
         needed = [
-            {"id": _requirement_id(country, name), "name": name, "description": text, "field_type": field_type, "example": None}
-            for field_type, name, text in _REGULATED.get(country, [])
+            {"id": requirement_id(country, name), "name": name, "description": text, "field_type": field_type, "example": None}
+            for field_type, name, text in REGULATED.get(country, [])
         ]
         return Response.json({"data": [{"action": "ordering", "country_code": country, "phone_number_type": "local",
                                         "regulatory_requirements": needed}]})

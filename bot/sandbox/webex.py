@@ -20,212 +20,35 @@ number to someone else, as another admin might meanwhile.
 
 from __future__ import annotations
 
-import base64
 import urllib.parse
 import uuid
 from typing import Any
 
 from bot.sandbox.common import Clock, Request, Response, SandboxApp, SandboxState
+from bot.sandbox.webex_org import (
+    CALLING_FIELDS,
+    INVENTORY,
+    INVENTORY_BY_DIGITS,
+    KEPT_WHEN_OMITTED,
+    LICENSE_CALLING,
+    LOCATIONS,
+    LOCATIONS_BY_ID,
+    LOCATION_LOCKED,
+    META,
+    PEOPLE,
+    READ_ONLY_FIELDS,
+    SANDBOX_WEBEX_ORG_ID,
+    WRITABLE_FIELDS,
+    number_digits,
+    new_person,
+    seed_people,
+    webex_id,
+)
+
+__all__ = ["SANDBOX_WEBEX_API_URL", "SANDBOX_WEBEX_TOKEN", "WebexSandbox", "create_webex_sandbox"]
 
 SANDBOX_WEBEX_TOKEN = "sandbox-webex-admin-token"
 SANDBOX_WEBEX_API_URL = "https://webex.sandbox.invalid/v1"
-
-_NAMESPACE = uuid.UUID("8f1d2c4e-5b6a-4e7f-9a0b-1c2d3e4f5a6b")
-
-
-def _webex_id(kind: str, key: str) -> str:
-    """An id shaped like Webex's: base64 of ``ciscospark://us/<KIND>/<uuid>``, no padding."""
-    raw = f"ciscospark://us/{kind}/{uuid.uuid5(_NAMESPACE, key)}"
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-SANDBOX_WEBEX_ORG_ID = _webex_id("ORGANIZATION", "numbers-bot sandbox org")
-# The available-numbers API takes locationId of at most 36 characters.
-LOCATION_SAN_JOSE = str(uuid.uuid5(_NAMESPACE, "location San Jose"))
-LOCATION_LONDON = str(uuid.uuid5(_NAMESPACE, "location London"))
-
-LOCATIONS: list[dict[str, Any]] = [
-    {
-        "id": LOCATION_SAN_JOSE,
-        "name": "San Jose",
-        "orgId": SANDBOX_WEBEX_ORG_ID,
-        "timeZone": "America/Los_Angeles",
-        "preferredLanguage": "en_us",
-        "address": {
-            "address1": "170 West Tasman Dr",
-            "city": "San Jose",
-            "state": "CA",
-            "postalCode": "95134",
-            "country": "US",
-        },
-    },
-    {
-        "id": LOCATION_LONDON,
-        "name": "London",
-        "orgId": SANDBOX_WEBEX_ORG_ID,
-        "timeZone": "Europe/London",
-        "preferredLanguage": "en_gb",
-        "address": {
-            "address1": "10 New Square Park",
-            "city": "London",
-            "postalCode": "EC2A 3AB",
-            "country": "GB",
-        },
-    },
-]
-_LOCATIONS_BY_ID = {loc["id"]: loc for loc in LOCATIONS}
-
-
-def _number(phone: str, location_id: str, **fields: Any) -> dict[str, Any]:
-    item = {
-        "phoneNumber": phone,
-        "state": "ACTIVE",
-        "isMainNumber": False,
-        "tollFreeNumber": False,
-        "telephonyType": "PSTN_NUMBER",
-        "isServiceNumber": False,
-        "locationId": location_id,
-    }
-    item.update(fields)
-    return item
-
-
-def _build_inventory() -> list[dict[str, Any]]:
-    numbers = [_number("+14085550100", LOCATION_SAN_JOSE, isMainNumber=True)]
-    for n in range(101, 131):
-        # every seventh number has not been activated at the carrier yet
-        numbers.append(
-            _number(f"+1408555{n:04d}", LOCATION_SAN_JOSE, state="INACTIVE" if n % 7 == 0 else "ACTIVE")
-        )
-    numbers += [
-        _number(
-            "+14085550190",
-            LOCATION_SAN_JOSE,
-            telephonyType="MOBILE_NUMBER",
-            mobileNetwork="AT&T",
-            routingProfile="AttRtPf",
-        ),
-        _number("+14085550199", LOCATION_SAN_JOSE, isServiceNumber=True),
-        _number("+18885550123", LOCATION_SAN_JOSE, tollFreeNumber=True),
-        _number("+442071838000", LOCATION_LONDON, isMainNumber=True),
-    ]
-    numbers += [
-        _number(f"+44207183800{n}", LOCATION_LONDON, state="INACTIVE" if n == 8 else "ACTIVE")
-        for n in range(1, 9)
-    ]
-    return numbers
-
-
-INVENTORY: list[dict[str, Any]] = _build_inventory()
-_INVENTORY_BY_DIGITS = {"".join(c for c in i["phoneNumber"] if c.isdigit()): i for i in INVENTORY}
-
-# Person fields a PUT replaces (absent from the body → cleared) and those Webex keeps whatever is sent.
-WRITABLE_FIELDS = (
-    "emails",
-    "phoneNumbers",
-    "extension",
-    "locationId",
-    "displayName",
-    "nickName",
-    "firstName",
-    "lastName",
-    "avatar",
-    "roles",
-    "licenses",
-    "department",
-    "manager",
-    "managerId",
-    "title",
-    "addresses",
-    "siteUrls",
-    "loginEnabled",
-)
-# Writable fields a PUT may leave out without clearing them: the official SDK never sends
-# loginEnabled, and a calling user's locationId cannot change anyway.
-KEPT_WHEN_OMITTED = ("loginEnabled", "locationId")
-LOCATION_LOCKED = "locationId cannot be changed if a user is already an existing calling user."
-CALLING_FIELDS = ("phoneNumbers", "extension", "locationId")
-READ_ONLY_FIELDS = (
-    "id",
-    "orgId",
-    "created",
-    "lastModified",
-    "lastActivity",
-    "status",
-    "invitePending",
-    "type",
-    "timezone",
-    "sipAddresses",
-)
-PEOPLE = "webex_people"
-META = "webex_meta"
-LICENSE_CALLING = _webex_id("LICENSE", "Webex Calling Professional")
-LICENSE_MEETINGS = _webex_id("LICENSE", "Webex Meetings")
-
-
-def _person(key: str, email: str, first: str, last: str, **fields: Any) -> dict[str, Any]:
-    person = {
-        "id": _webex_id("PEOPLE", key),
-        "emails": [email],
-        "phoneNumbers": [],
-        "displayName": f"{first} {last}",
-        "nickName": first,
-        "firstName": first,
-        "lastName": last,
-        "avatar": f"https://avatar.sandbox.invalid/{key}~1600",
-        "orgId": SANDBOX_WEBEX_ORG_ID,
-        "roles": [],
-        "licenses": [LICENSE_MEETINGS],
-        "created": "2023-02-14T09:30:00.000Z",
-        "lastModified": "2024-01-10T12:00:00.000Z",
-        "timezone": "UTC",
-        "status": "active",
-        "invitePending": False,
-        "loginEnabled": True,
-        "type": "person",
-        "sipAddresses": [
-            {"type": "personal-room", "value": f"{key}@sandbox.webex.invalid", "primary": False}
-        ],
-    }
-    person.update(fields)
-    return person
-
-
-def _seed_people() -> list[dict[str, Any]]:
-    return [
-        _person("admin", "admin@example.com", "Numbers", "Admin", roles=[_webex_id("ROLE", "id_full_admin")]),
-        _person(
-            "alice",
-            "alice@example.com",
-            "Alice",
-            "Anders",
-            extension="1001",
-            locationId=LOCATION_SAN_JOSE,
-            licenses=[LICENSE_MEETINGS, LICENSE_CALLING],
-            phoneNumbers=[{"type": "mobile", "value": "+14085559001"}],
-            department="Support",
-            title="Support engineer",
-            addresses=[{"type": "work", "country": "US", "locality": "San Jose", "region": "CA"}],
-            manager="Numbers Admin",
-            managerId=_webex_id("PEOPLE", "admin"),
-        ),
-        _person(
-            "bob",
-            "bob@example.com",
-            "Bob",
-            "Brown",
-            extension="2001",
-            locationId=LOCATION_LONDON,
-            licenses=[LICENSE_MEETINGS, LICENSE_CALLING],
-            phoneNumbers=[{"type": "work", "value": "+442071838001"}],
-            title="Sales",
-        ),
-        _person("carol", "carol@example.com", "Carol", "Chen", title="Contractor"),  # no Webex Calling
-    ]
-
-
-def _digits(number: Any) -> str:
-    return "".join(c for c in str(number or "") if c.isdigit())
 
 
 class WebexSandbox(SandboxApp):
@@ -245,7 +68,7 @@ class WebexSandbox(SandboxApp):
         self.throttle_every = throttle_every
         self.page_size_cap = page_size_cap
         if not self.state.has(PEOPLE):
-            for person in _seed_people():
+            for person in seed_people():
                 self.state.put(PEOPLE, person["id"], person)
         api = [
             ("GET", r"/v1/telephony/config/people/primary/availableNumbers", self._available_numbers),
@@ -262,13 +85,13 @@ class WebexSandbox(SandboxApp):
 
     def assign_elsewhere(self, number: str) -> str:
         """Give ``number`` to a new person, as another admin might meanwhile; returns that person's id."""
-        item = _INVENTORY_BY_DIGITS.get(_digits(number))
+        item = INVENTORY_BY_DIGITS.get(number_digits(number))
         if item is None:
             raise ValueError(f"{number} is not in the sandbox inventory")
         if self._holder(number) is not None:
             raise ValueError(f"{number} is already assigned")
         n = len(self.state.items(PEOPLE)) + 1
-        person = _person(
+        person = new_person(
             f"elsewhere-{n}",
             f"someone.else.{n}@example.com",
             "Someone",
@@ -363,9 +186,9 @@ class WebexSandbox(SandboxApp):
         return [person for _key, person in self.state.items(PEOPLE)]
 
     def _holder(self, number: str, people: list[dict[str, Any]] | None = None) -> dict[str, Any] | None:
-        digits = _digits(number)
+        digits = number_digits(number)
         for person in people if people is not None else self._people():
-            if any(_digits(e.get("value")) == digits for e in person.get("phoneNumbers") or []):
+            if any(number_digits(e.get("value")) == digits for e in person.get("phoneNumbers") or []):
                 return person
         return None
 
@@ -380,19 +203,19 @@ class WebexSandbox(SandboxApp):
         location_id = request.query.get("locationId")
         if location_id and len(location_id) > 36:
             return self._error(request, 400, "locationId: the maximum length is 36.", code=25008)
-        if location_id and location_id not in _LOCATIONS_BY_ID:
+        if location_id and location_id not in LOCATIONS_BY_ID:
             return self._error(request, 404, f"Location {location_id} was not found.", code=4008)
-        wanted = {_digits(n) for n in request.query.get("phoneNumber", "").split(",") if _digits(n)}
-        taken = {_digits(e.get("value")) for p in self._people() for e in p.get("phoneNumbers") or []}
+        wanted = {number_digits(n) for n in request.query.get("phoneNumber", "").split(",") if number_digits(n)}
+        taken = {number_digits(e.get("value")) for p in self._people() for e in p.get("phoneNumbers") or []}
         items = []
         for item in INVENTORY:
-            digits = _digits(item["phoneNumber"])
+            digits = number_digits(item["phoneNumber"])
             if digits in taken or (location_id and item["locationId"] != location_id):
                 continue
             if wanted and digits not in wanted:
                 continue
             shown = {k: v for k, v in item.items() if k != "locationId"}
-            location = _LOCATIONS_BY_ID[item["locationId"]]
+            location = LOCATIONS_BY_ID[item["locationId"]]
             shown["location"] = {"id": location["id"], "name": location["name"]}
             items.append(shown)
         return self._page(request, items, "phoneNumbers")
@@ -412,7 +235,7 @@ class WebexSandbox(SandboxApp):
         return Response.json({"items": [self._view(p, calling) for p in people], "notFoundIds": None})
 
     async def _me(self, request: Request) -> Response:
-        admin = self.state.get(PEOPLE, _webex_id("PEOPLE", "admin"))
+        admin = self.state.get(PEOPLE, webex_id("PEOPLE", "admin"))
         return Response.json(self._view(admin, request.query.get("callingData") == "true"))
 
     async def _get_person(self, request: Request) -> Response:
@@ -452,11 +275,22 @@ class WebexSandbox(SandboxApp):
         entries = updated.get("phoneNumbers") or []
         if not isinstance(entries, list) or not all(isinstance(e, dict) and e.get("value") for e in entries):
             return self._error(request, 400, "phoneNumbers must be a list of {type, value}.")
+        refusal = self._work_number_refusal(request, stored, updated, entries)
+        if refusal is not None:
+            return refusal
+        updated["lastModified"] = self.clock.now().strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        self.state.put(PEOPLE, stored["id"], updated)
+        return Response.json(self._view(updated, calling))
+
+    def _work_number_refusal(
+        self, request: Request, stored: dict[str, Any], updated: dict[str, Any], entries: list[dict[str, Any]]
+    ) -> Response | None:
+        """Why Webex would refuse the work number a PUT gives the person, or None."""
         others = [p for p in self._people() if p["id"] != stored["id"]]
         for entry in entries:
             if entry.get("type") != "work":
                 continue
-            item = _INVENTORY_BY_DIGITS.get(_digits(entry["value"]))
+            item = INVENTORY_BY_DIGITS.get(number_digits(entry["value"]))
             if item is None:
                 return self._error(
                     request,
@@ -479,16 +313,14 @@ class WebexSandbox(SandboxApp):
                     code=9560,
                 )
             if item["locationId"] != updated["locationId"]:
-                location = _LOCATIONS_BY_ID[item["locationId"]]["name"]
+                location = LOCATIONS_BY_ID[item["locationId"]]["name"]
                 return self._error(
                     request,
                     400,
                     f"Phone number {entry['value']} belongs to location {location}, not the person's location.",
                     code=9552,
                 )
-        updated["lastModified"] = self.clock.now().strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-        self.state.put(PEOPLE, stored["id"], updated)
-        return Response.json(self._view(updated, calling))
+        return None
 
 
 def create_webex_sandbox(
@@ -502,3 +334,4 @@ def create_webex_sandbox(
     return WebexSandbox(
         state, clock, access_token=access_token, throttle_every=throttle_every, page_size_cap=page_size_cap
     )
+

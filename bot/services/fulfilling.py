@@ -36,7 +36,7 @@ from bot.ports import Provider
 from bot.services.core import WORKER_ACTOR, ServiceCore
 from bot.services.outcomes import Pacer
 from bot.services.search_again import SearchAgain
-from bot.store.db import drive_identity
+from bot.store.connection import drive_identity
 from bot.store.outbox import Notice
 
 __all__ = ["Fulfilment", "Drive", "Pacer", "MAX_SUBMITS", "MAX_POLL_FAILURES", "MAX_REFUSED"]

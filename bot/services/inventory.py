@@ -90,7 +90,8 @@ class Inventory(ServiceCore):
         if text.startswith("+"):
             return e164(text)
         readings = {e164("+" + re.sub(r"[^0-9]", "", text))}
-        regions = {phonenumbers.region_code_for_number(phonenumbers.parse(h.number)) for h in await self.store.held_numbers(limit=100000)}
+        # Only held numbers ending in the typed digits can match: their countries are the ones to try.
+        regions = {phonenumbers.region_code_for_number(phonenumbers.parse(n)) for n in await self.store.held_numbers_ending(text)}
         for region in regions - {None}:
             try:
                 parsed = phonenumbers.parse(text, region)

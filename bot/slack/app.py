@@ -29,7 +29,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import Components, build
 from bot.config import Settings
-from bot.store.db import process_identity, utcnow
+from bot.store.connection import process_identity, utcnow
 from bot.slack import listeners
 from bot.slack.configure import render_config
 from bot.slack.deps import SlackDeps

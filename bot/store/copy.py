@@ -9,7 +9,7 @@ are compared before it commits.
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Any, Iterator
 
 from bot.domain.errors import UsageError
 from bot.store.db import Store
@@ -27,7 +27,8 @@ def _rows(source: Store, table: str) -> Iterator[list[dict]]:
     last = None
     key = "id"
     while True:
-        where, args = ("", []) if last is None else (f" WHERE {key} > ?", [last])
+        args: list[Any] = [] if last is None else [last]
+        where = "" if last is None else f" WHERE {key} > ?"
         rows = list(source.db.query(f"SELECT * FROM {table}{where} ORDER BY {key} LIMIT ?", [*args, BATCH]))
         if not rows:
             return

@@ -18,14 +18,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bot.domain.kinds import Change
-from bot.domain.requests import NumberRequest
 from bot.domain.values import parse_ts, ts
-
-if TYPE_CHECKING:
-    from bot.store.db import Store
+from bot.domain.requests import NumberRequest
+from bot.store.connection import Connection, holder_is_dead
 
 __all__ = [
     "Notice", "OutboxItem", "enqueue", "pending_for", "due_requests", "delivered", "deferred", "backlog",
@@ -69,7 +67,7 @@ class OutboxItem:
         )
 
 
-def enqueue(store: "Store", request_id: int, notice: Notice) -> int:
+def enqueue(store: Connection, request_id: int, notice: Notice) -> int:
     """Write ``notice`` for ``request_id``; call inside the transaction of the change."""
     rows = list(store.db.query("SELECT * FROM requests WHERE id = ?", [request_id]))
     now = ts(store.clock())
@@ -79,7 +77,7 @@ def enqueue(store: "Store", request_id: int, notice: Notice) -> int:
     )
 
 
-def pending_for(store: "Store", request_id: int) -> list[OutboxItem]:
+def pending_for(store: Connection, request_id: int) -> list[OutboxItem]:
     """The request's undelivered notifications, oldest first (they are delivered in this order)."""
     rows = store.db.query(
         "SELECT * FROM outbox WHERE request_id = ? AND delivered_at IS NULL ORDER BY id", [request_id]
@@ -87,7 +85,7 @@ def pending_for(store: "Store", request_id: int) -> list[OutboxItem]:
     return [OutboxItem.from_row(r) for r in rows]
 
 
-def due_requests(store: "Store", now: datetime, limit: int = 100) -> list[int]:
+def due_requests(store: Connection, now: datetime, limit: int = 100) -> list[int]:
     """Requests whose oldest undelivered notification is due now."""
     rows = store.db.execute(
         "SELECT request_id, MIN(next_at) AS due FROM outbox WHERE delivered_at IS NULL "
@@ -97,7 +95,7 @@ def due_requests(store: "Store", now: datetime, limit: int = 100) -> list[int]:
     return [int(r[0]) for r in rows]
 
 
-def delivered(store: "Store", item_id: int, done: set[str]) -> None:
+def delivered(store: Connection, item_id: int, done: set[str]) -> None:
     with store.atomic():
         store.db.execute(
             "UPDATE outbox SET delivered_at = ?, done = ?, last_error = NULL WHERE id = ?",
@@ -105,7 +103,7 @@ def delivered(store: "Store", item_id: int, done: set[str]) -> None:
         )
 
 
-def deferred(store: "Store", item_id: int, done: set[str], error: str, delay: float) -> None:
+def deferred(store: Connection, item_id: int, done: set[str], error: str, delay: float) -> None:
     """Keep the parts delivered so far and try again after ``delay`` seconds."""
     with store.atomic():
         store.db.execute(
@@ -114,7 +112,7 @@ def deferred(store: "Store", item_id: int, done: set[str], error: str, delay: fl
         )
 
 
-def backlog(store: "Store") -> tuple[int, datetime | None, str | None]:
+def backlog(store: Connection) -> tuple[int, datetime | None, str | None]:
     """How many notifications wait, when the oldest was written, and the last error seen."""
     row = store.db.execute(
         "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE delivered_at IS NULL"
@@ -125,7 +123,7 @@ def backlog(store: "Store") -> tuple[int, datetime | None, str | None]:
     return int(row[0]), parse_ts(row[1]), (error[0] if error else None)
 
 
-def delivered_since(store: "Store", item_ids: list[int]) -> bool:
+def delivered_since(store: Connection, item_ids: list[int]) -> bool:
     """True when every one of ``item_ids`` has been delivered."""
     if not item_ids:
         return True
@@ -136,11 +134,9 @@ def delivered_since(store: "Store", item_ids: list[int]) -> bool:
     return int(row[0]) == 0
 
 
-def claim(store: "Store", request_id: int, owner: str, seconds: float) -> bool:
+def claim(store: Connection, request_id: int, owner: str, seconds: float) -> bool:
     """Lease the request's undelivered rows to ``owner`` (one delivering process at a time);
     False when another owner's lease is still running."""
-    from bot.store.db import holder_is_dead  # db imports this module
-
     now = store.clock()
     with store.atomic():
         # PostgreSQL reads committed rows without locking them: two replicas must not both see
@@ -160,7 +156,7 @@ def claim(store: "Store", request_id: int, owner: str, seconds: float) -> bool:
     return True
 
 
-def release(store: "Store", request_id: int, owner: str) -> None:
+def release(store: Connection, request_id: int, owner: str) -> None:
     with store.atomic():
         store.db.execute(
             "UPDATE outbox SET lease_owner = NULL, lease_until = NULL WHERE request_id = ? AND lease_owner = ?",

@@ -34,7 +34,8 @@ def is_postgres_url(target: str | None) -> bool:
 
 def password_in(url: str) -> str | None:
     try:
-        return psycopg.conninfo.conninfo_to_dict(url).get("password") or None
+        password = psycopg.conninfo.conninfo_to_dict(url).get("password")
+        return str(password) if password else None
     except psycopg.ProgrammingError:
         return None
 
@@ -116,7 +117,8 @@ class _Table:
 
     @property
     def count(self) -> int:
-        return self.db.execute(f"SELECT COUNT(*) FROM {self.name}").fetchone()[0]
+        row = self.db.execute(f"SELECT COUNT(*) FROM {self.name}").fetchone()
+        return int(row[0]) if row else 0
 
 
 class PostgresDatabase:

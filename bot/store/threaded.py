@@ -99,6 +99,7 @@ class ThreadedStore:
     approved_without_operation = _off_loop(Store.approved_without_operation)
     held_numbers = _off_loop(Store.held_numbers)
     held_number = _off_loop(Store.held_number)
+    held_numbers_ending = _off_loop(Store.held_numbers_ending)
     monthly_costs = _off_loop(Store.monthly_costs)
     open_release_for = _off_loop(Store.open_release_for)
     get_operation = _off_loop(Store.get_operation)
