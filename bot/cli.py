@@ -147,7 +147,7 @@ async def check_identity(args: argparse.Namespace, settings: Settings) -> None:
     so the card, the DMs and the audit log name a real person."""
     from slack_sdk.errors import SlackApiError
 
-    from bot.slack.app import slack_client
+    from bot.bootstrap import slack_client
 
     user = args.as_user
     if not user or not SLACK_USER_ID.fullmatch(user):
@@ -170,7 +170,7 @@ async def check_identity(args: argparse.Namespace, settings: Settings) -> None:
 
 
 async def with_components(settings: Settings, fn, *, announce_sandbox: bool = True):
-    from bot.app import build
+    from bot.bootstrap import build
 
     # With Slack configured the running server delivers what changes write to the outbox;
     # without it, this process shows it on the terminal and nothing is left waiting.

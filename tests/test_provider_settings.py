@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.app import build_providers
+from bot.bootstrap import build_providers
 from bot.config import load_settings
 from bot.domain.errors import ConfigError
 from bot.providers.plivo import PlivoProvider

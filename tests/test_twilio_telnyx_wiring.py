@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.app import build_providers
+from bot.bootstrap import build_providers
 from bot.domain.errors import ConfigError
 from tests.test_doctor import doctor
 from tests.test_sandbox_server import free_port
