@@ -128,24 +128,30 @@ def store_check(store: Store, settings: Settings) -> Check:
     """The database: engine, reachable, schema version (and SQLite's quick_check), and the
     replicas holding leases now. Named "store" whatever the engine; the detail says which."""
     from bot.store.check import integrity
-    from bot.store.migrations import MIGRATIONS, current_version
+    from bot.store.migrations import MIGRATIONS
     from bot.store.postgres import shown
 
     where = shown(settings.db_path)
     engine = "postgresql" if store.postgres else "sqlite"
     if store.postgres:
-        version = current_version(store.db)
+        # Opening a PostgreSQL store applies the migrations, so the table is there.
+        version = _scalar(store, "SELECT MAX(version) FROM schema_migrations") or 0
         ok = version == max(MIGRATIONS)
         state = f"schema v{version}" + ("" if ok else f" (this version of numbers-bot expects v{max(MIGRATIONS)})")
     else:
         ok, state = integrity(store)
         if not ok:
             return Check("store", False, f"{engine} NUMBERS_DB={settings.db_path}: {state}")
-    count = store.db.execute("SELECT COUNT(*) FROM requests").fetchone()[0]
+    count = _scalar(store, "SELECT COUNT(*) FROM requests")
     replicas = store.replicas_holding_leases()
-    extra = "" if store.postgres else f", journal {store.db.execute('PRAGMA journal_mode').fetchone()[0]}"
+    extra = "" if store.postgres else f", journal {_scalar(store, 'PRAGMA journal_mode')}"
     seen = f"{len(replicas)} replica(s) holding leases now" + (f" ({', '.join(replicas)})" if replicas else "")
     return Check("store", ok, f"{engine} {where}: {state}, {count} request(s), {seen}{extra}")
+
+
+def _scalar(store: Store, sql: str) -> Any:
+    row = store.db.execute(sql).fetchone()
+    return row[0] if row else None
 
 
 def _first_line(exc: Exception) -> str:
