@@ -77,57 +77,70 @@ def build_providers(
     """Real clients for the providers with credentials; the sandbox services when none have any
     (or ``NUMBERS_SANDBOX=1``). A provider whose settings are only partly set raises ``ConfigError``. The same client code runs either way: only the transport differs.
     ``options`` go to every adapter's constructor (tests pass a ``sleep`` that does not wait)."""
+    problems = settings.provider_problems()
+    if problems:
+        raise ConfigError(problems)
+    common: dict[str, Any] = {"timeout": settings.provider_timeout, **(options or {})}
+    if settings.uses_sandbox or sandbox is not None:
+        if sandbox is None:
+            sandbox = SandboxServices.create(settings.sandbox_state_path, latency=settings.sandbox_latency)
+        return _sandbox_providers(settings, sandbox, common), sandbox
+    return _configured_providers(settings, common), None
+
+
+def _sandbox_providers(settings: Settings, sandbox: SandboxServices, common: dict[str, Any]) -> dict[str, Provider]:
+    """Every adapter, talking to the simulated services in process with their made-up credentials."""
+    from bot.providers.acs import AcsProvider
+    from bot.providers.plivo_numbers import plivo_provider
+    from bot.providers.webex import WebexProvider
+    from bot.providers.wiring import twilio_and_telnyx
+    from bot.sandbox.acs import SANDBOX_ACS_ACCESS_KEY, SANDBOX_ACS_ENDPOINT
+    from bot.sandbox.plivo import SANDBOX_PLIVO_API_URL, SANDBOX_PLIVO_AUTH_ID, SANDBOX_PLIVO_AUTH_TOKEN
+    from bot.sandbox.webex import SANDBOX_WEBEX_API_URL, SANDBOX_WEBEX_TOKEN
+
+    providers: dict[str, Provider] = {
+        "acs": AcsProvider(
+            SANDBOX_ACS_ENDPOINT,
+            SANDBOX_ACS_ACCESS_KEY,
+            transport=httpx.ASGITransport(app=sandbox.acs),
+            poll_interval=settings.poll_interval,
+            api_version=settings.acs_api_version,
+            **common,
+        ),
+        "plivo": plivo_provider(
+            SANDBOX_PLIVO_AUTH_ID,
+            SANDBOX_PLIVO_AUTH_TOKEN,
+            api_url=SANDBOX_PLIVO_API_URL,
+            app_id=settings.plivo_app_id,
+            api=settings.plivo_api,
+            transport=httpx.ASGITransport(app=sandbox.plivo),
+            **common,
+        ),
+        "webex": WebexProvider(
+            SANDBOX_WEBEX_TOKEN,
+            api_url=SANDBOX_WEBEX_API_URL,
+            org_id=settings.webex_org_id,
+            location_id=settings.webex_location_id,
+            transport=httpx.ASGITransport(app=sandbox.webex),
+            **common,
+        ),
+    }
+    providers.update(twilio_and_telnyx(settings, sandbox=sandbox, common=common))
+    return providers
+
+
+def _configured_providers(settings: Settings, common: dict[str, Any]) -> dict[str, Provider]:
+    """A real client for each provider whose credentials are set."""
     from bot.providers.acs import AcsProvider
     from bot.providers.plivo_numbers import plivo_provider
     from bot.providers.webex import WebexProvider
     from bot.providers.wiring import twilio_and_telnyx
 
-    problems = settings.provider_problems()
-    if problems:
-        raise ConfigError(problems)
-    poll = settings.poll_interval
-    common: dict[str, Any] = {"timeout": settings.provider_timeout, **(options or {})}
-    if settings.uses_sandbox or sandbox is not None:
-        from bot.sandbox.acs import SANDBOX_ACS_ACCESS_KEY, SANDBOX_ACS_ENDPOINT
-        from bot.sandbox.plivo import SANDBOX_PLIVO_API_URL, SANDBOX_PLIVO_AUTH_ID, SANDBOX_PLIVO_AUTH_TOKEN
-        from bot.sandbox.webex import SANDBOX_WEBEX_API_URL, SANDBOX_WEBEX_TOKEN
-
-        if sandbox is None:
-            sandbox = SandboxServices.create(settings.sandbox_state_path, latency=settings.sandbox_latency)
-        providers: dict[str, Provider] = {
-            "acs": AcsProvider(
-                SANDBOX_ACS_ENDPOINT,
-                SANDBOX_ACS_ACCESS_KEY,
-                transport=httpx.ASGITransport(app=sandbox.acs),
-                poll_interval=poll,
-                api_version=settings.acs_api_version,
-                **common,
-            ),
-            "plivo": plivo_provider(
-                SANDBOX_PLIVO_AUTH_ID,
-                SANDBOX_PLIVO_AUTH_TOKEN,
-                api_url=SANDBOX_PLIVO_API_URL,
-                app_id=settings.plivo_app_id,
-                api=settings.plivo_api,
-                transport=httpx.ASGITransport(app=sandbox.plivo),
-                **common,
-            ),
-            "webex": WebexProvider(
-                SANDBOX_WEBEX_TOKEN,
-                api_url=SANDBOX_WEBEX_API_URL,
-                org_id=settings.webex_org_id,
-                location_id=settings.webex_location_id,
-                transport=httpx.ASGITransport(app=sandbox.webex),
-                **common,
-            ),
-        }
-        providers.update(twilio_and_telnyx(settings, sandbox=sandbox, common=common))
-        return providers, sandbox
-    providers = {}
+    providers: dict[str, Provider] = {}
     if settings.acs_connection_string:
         providers["acs"] = AcsProvider.from_connection_string(
             settings.acs_connection_string.get_secret_value(),
-            poll_interval=poll,
+            poll_interval=settings.poll_interval,
             api_version=settings.acs_api_version,
             **common,
         )
@@ -149,7 +162,7 @@ def build_providers(
             **common,
         )
     providers.update(twilio_and_telnyx(settings, common=common))
-    return providers, None
+    return providers
 
 
 log = logging.getLogger(__name__)

@@ -106,6 +106,12 @@ def create_asgi_app(
             installation.known = True
         await start_worker()
 
+    return _served(gate, start, stop), components
+
+
+def _served(gate: Callable, start: Callable[[], Any], stop: Callable[[], Any]) -> Callable:
+    """The ASGI app: lifespan runs ``start``/``stop``, ``GET /healthz`` answers ok, the rest goes to the gate."""
+
     async def app(scope: dict[str, Any], receive: Callable, send: Callable) -> None:
         if scope["type"] == "lifespan":
             while True:
@@ -129,7 +135,7 @@ def create_asgi_app(
             return
         await gate(scope, receive, send)
 
-    return app, components
+    return app
 
 
 async def _answered_even_if_unreadable(bolt: Callable, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
