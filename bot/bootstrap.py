@@ -50,8 +50,9 @@ SLACK_TIMEOUT = 30  # seconds for one Web API call
 
 
 def slack_client(settings: Settings, *, timeout: int = SLACK_TIMEOUT) -> AsyncWebClient:
-    """The Web API client: ``SLACK_API_URL`` (with the trailing slash the SDK needs to join method
-    names), and retries for 429 (per Retry-After), 5xx and dropped connections."""
+    """The Web API client: ``SLACK_API_URL`` ending in a slash (method names are joined onto it; the
+    slack_sdk installed today adds the slash itself, older ones did not), and retries for 429
+    (per Retry-After), 5xx and dropped connections."""
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     base_url = settings.slack_api_url if settings.slack_api_url.endswith("/") else settings.slack_api_url + "/"
     return AsyncWebClient(
