@@ -41,7 +41,7 @@ TOLLFREE_POOLS = ["833", "844", "855", "866", "877", "888"]
 
 
 async def _replica(target: str, sandbox_db: str, flows: int, concurrency: int, start_at: float, tag: int) -> dict:
-    from bot.app import build
+    from bot.bootstrap import build
     from bot.config import load_settings
     from bot.domain.offers import SearchQuery
     from bot.sandbox import SandboxServices

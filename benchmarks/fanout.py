@@ -87,7 +87,7 @@ def verdict(times: dict[str, list[float]]) -> dict[str, Any]:
 
 
 async def service_level(case_name: str, rounds: int, tmp: Path) -> dict[str, Any]:
-    from bot.app import build
+    from bot.bootstrap import build
 
     case = CASES[case_name]
     settings = C.sandbox_settings(tmp, case["poll"])

@@ -65,7 +65,7 @@ def checkpoints(flows: int) -> list[int]:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    from bot.app import build
+    from bot.bootstrap import build
 
     tmp = Path(tempfile.mkdtemp(prefix="numbers-bench-memory-"))
     os.chdir(tmp)

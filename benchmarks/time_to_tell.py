@@ -102,7 +102,7 @@ class StampingNotifier:
 
 
 async def run_case(path: str, retry_after: float | None, flows: int, poll: float, tmp: Path) -> dict[str, Any]:
-    from bot.app import build
+    from bot.bootstrap import build
 
     stub = await StubSlack().start() if path == "slack" else None
     settings = C.sandbox_settings(tmp, poll, stub.api_url if stub else "http://127.0.0.1:9/api/")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Iterator, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -126,7 +126,7 @@ class Settings(BaseSettings):
             self.db_path = self.database_url.get_secret_value()
         return self
 
-    def __repr_args__(self):  # the store's URL may carry a password: shown masked, as SecretStr fields are
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:  # the store's URL may carry a password: shown masked, as SecretStr fields are
         for name, value in super().__repr_args__():
             if name == "db_path" and self.uses_postgres:
                 from bot.store.postgres import shown

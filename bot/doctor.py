@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+
+from bot.bootstrap import build_providers, open_configured_store, slack_client
 from bot.config import SANDBOX_NOTICE, Settings
 from bot.domain.errors import ConfigError, NumbersError
+from bot.store.db import Store
 
 
 @dataclass
@@ -24,14 +30,19 @@ def mask(secret: str | None) -> str:
     return f"set ({secret[:4]}…, {len(secret)} characters)" if len(secret) > 12 else "set"
 
 
+DOCTOR_SLACK_TIMEOUT = 10  # seconds for one Web API call: doctor answers in seconds, not minutes
+
+
 async def run_checks(settings: Settings) -> list[Check]:
+    """Every check, on the parts ``serve`` would run (``bot.bootstrap``): the same Slack client,
+    the same provider adapters, the store opened once."""
+    client = slack_client(settings, timeout=DOCTOR_SLACK_TIMEOUT) if settings.slack_bot_token else None
     checks: list[Check] = []
     checks.append(_settings_check(settings))
-    checks.append(await _slack_check(settings))
-    checks.extend(await slack_access_checks(settings))
+    checks.append(await _slack_check(client))
+    checks.extend(await slack_access_checks(settings, client))
     checks.extend(await _provider_checks(settings))
-    checks.append(_store_check(settings))
-    checks.append(outbox_check(settings))
+    checks.extend(_store_checks(settings))
     return checks
 
 
@@ -50,13 +61,9 @@ def _settings_check(settings: Settings) -> Check:
     )
 
 
-async def _slack_check(settings: Settings) -> Check:
-    if not settings.slack_bot_token:
+async def _slack_check(client: Any) -> Check:
+    if client is None:
         return Check("slack", False, "SLACK_BOT_TOKEN is not set")
-    from slack_sdk.errors import SlackApiError
-    from slack_sdk.web.async_client import AsyncWebClient
-
-    client = AsyncWebClient(token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url, timeout=10)
     try:
         answer = await client.auth_test()
     except SlackApiError as exc:
@@ -67,8 +74,6 @@ async def _slack_check(settings: Settings) -> Check:
 
 
 async def _provider_checks(settings: Settings) -> list[Check]:
-    from bot.providers.wiring import build_providers
-
     problems = settings.provider_problems()
     if problems:
         return [Check("providers", False, "; ".join(problems))]
@@ -99,41 +104,54 @@ async def _provider_checks(settings: Settings) -> list[Check]:
     return checks
 
 
-def _store_check(settings: Settings) -> Check:
-    """The database: engine, reachable, schema version (and SQLite's quick_check), and the
-    replicas holding leases now. Named "store" whatever the engine; the detail says which."""
-    from bot.store.check import integrity, open_store
-    from bot.store.db import Store
-    from bot.store.migrations import MIGRATIONS, current_version
+def _store_checks(settings: Settings) -> list[Check]:
+    """The store and its outbox, on one opening of ``NUMBERS_DB`` (as ``serve`` opens it)."""
     from bot.store.postgres import shown
 
     where = shown(settings.db_path)
     engine = "postgresql" if settings.uses_postgres else "sqlite"
     try:
-        if settings.uses_postgres:
-            store = Store(settings.db_path, busy_timeout=settings.db_busy_timeout)
-        else:
-            store = open_store(settings.db_path, busy_timeout=settings.db_busy_timeout)
-    except ConfigError as exc:
-        return Check("store", False, f"{engine}: {exc}")
+        store = open_configured_store(settings)
     except Exception as exc:
-        return Check("store", False, f"{engine} {where}: unreachable ({type(exc).__name__}: {_first_line(exc)})")
+        detail = f"{engine}: {exc}" if isinstance(exc, ConfigError) else (
+            f"{engine} {where}: unreachable ({type(exc).__name__}: {_first_line(exc)})"
+        )
+        # The store check says what is wrong with it; the outbox only that it could not be read.
+        return [Check("store", False, detail), Check("outbox", False, f"{where}: could not be read ({type(exc).__name__})")]
     try:
-        if store.postgres:
-            version = current_version(store.db)
-            ok = version == max(MIGRATIONS)
-            state = f"schema v{version}" + ("" if ok else f" (this version of numbers-bot expects v{max(MIGRATIONS)})")
-        else:
-            ok, state = integrity(store)
-            if not ok:
-                return Check("store", False, f"{engine} NUMBERS_DB={settings.db_path}: {state}")
-        count = store.db.execute("SELECT COUNT(*) FROM requests").fetchone()[0]
-        replicas = store.replicas_holding_leases()
-        extra = "" if store.postgres else f", journal {store.db.execute('PRAGMA journal_mode').fetchone()[0]}"
+        return [store_check(store, settings), outbox_check(store)]
     finally:
         store.close()
+
+
+def store_check(store: Store, settings: Settings) -> Check:
+    """The database: engine, reachable, schema version (and SQLite's quick_check), and the
+    replicas holding leases now. Named "store" whatever the engine; the detail says which."""
+    from bot.store.check import integrity
+    from bot.store.migrations import MIGRATIONS
+    from bot.store.postgres import shown
+
+    where = shown(settings.db_path)
+    engine = "postgresql" if store.postgres else "sqlite"
+    if store.postgres:
+        # Opening a PostgreSQL store applies the migrations, so the table is there.
+        version = _scalar(store, "SELECT MAX(version) FROM schema_migrations") or 0
+        ok = version == max(MIGRATIONS)
+        state = f"schema v{version}" + ("" if ok else f" (this version of numbers-bot expects v{max(MIGRATIONS)})")
+    else:
+        ok, state = integrity(store)
+        if not ok:
+            return Check("store", False, f"{engine} NUMBERS_DB={settings.db_path}: {state}")
+    count = _scalar(store, "SELECT COUNT(*) FROM requests")
+    replicas = store.replicas_holding_leases()
+    extra = "" if store.postgres else f", journal {_scalar(store, 'PRAGMA journal_mode')}"
     seen = f"{len(replicas)} replica(s) holding leases now" + (f" ({', '.join(replicas)})" if replicas else "")
     return Check("store", ok, f"{engine} {where}: {state}, {count} request(s), {seen}{extra}")
+
+
+def _scalar(store: Store, sql: str) -> Any:
+    row = store.db.execute(sql).fetchone()
+    return row[0] if row else None
 
 
 def _first_line(exc: Exception) -> str:
@@ -143,18 +161,14 @@ def _first_line(exc: Exception) -> str:
 OUTBOX_STALE = 300.0  # seconds: an older undelivered notification means no server delivers, or Slack refuses
 
 
-async def slack_access_checks(settings: Settings) -> list[Check]:
+async def slack_access_checks(settings: Settings, client: Any) -> list[Check]:
     """The token has every scope of manifest.yml (``x-oauth-scopes`` of ``auth.test``), and the
     bot is a member of ``NUMBERS_APPROVAL_CHANNEL`` (``conversations.info``)."""
-    if not settings.slack_bot_token:
+    if client is None:
         return []
-    from slack_sdk.errors import SlackApiError
-
-    from bot.slack.app import slack_client
     from bot.slack.adapters.channel_trouble import fix_for
     from bot.slack.ids import BOT_SCOPES
 
-    client = slack_client(settings)
     checks = []
     try:
         answer = await client.auth_test()
@@ -187,23 +201,13 @@ async def slack_access_checks(settings: Settings) -> list[Check]:
     return checks
 
 
-def outbox_check(settings: Settings) -> Check:
+def outbox_check(store: Store) -> Check:
     """Notifications not yet delivered to Slack, and how old the oldest is."""
     from datetime import datetime, timezone
 
     from bot.store import outbox
-    from bot.store.db import Store
 
-    from bot.store.postgres import shown
-
-    try:
-        store = Store(settings.db_path, busy_timeout=settings.db_busy_timeout)
-    except Exception as exc:  # the store check says what is wrong with it; here only that it could not be read
-        return Check("outbox", False, f"{shown(settings.db_path)}: could not be read ({type(exc).__name__})")
-    try:
-        count, oldest, error = outbox.backlog(store)
-    finally:
-        store.close()
+    count, oldest, error = outbox.backlog(store)
     if count == 0:
         return Check("outbox", True, "every notification is delivered to Slack")
     age = (datetime.now(timezone.utc) - oldest).total_seconds() if oldest else 0.0

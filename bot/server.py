@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from slack_bolt.adapter.asgi.async_handler import AsyncSlackRequestHandler
 
-from bot.app import Components
+from bot.bootstrap import Components
 from bot.config import Settings
 from bot.domain.errors import ConfigError
 from bot.http_limits import bounded_protocol
@@ -74,7 +74,7 @@ def create_asgi_app(
 ) -> tuple[Callable, Components]:
     """The HTTP app: the gate and Bolt under ``/slack/events``, ``/healthz``, and the worker in the lifespan.
 
-    ``overrides`` go to ``bot.app.build`` (``providers=``, ``sandbox=``, ``store=``, ``clock=``), for tests;
+    ``overrides`` go to ``bot.bootstrap.build`` (``providers=``, ``sandbox=``, ``store=``, ``clock=``), for tests;
     ``gate_options`` to ``SlackGate`` (``max_body=``, ``body_timeout=``); ``known_installation`` is
     what ``auth.test`` said already (``serve`` asks before starting), else the lifespan asks.
     Raises ``ConfigError`` naming each missing Slack setting, and a provider setting that is missing.
@@ -106,6 +106,12 @@ def create_asgi_app(
             installation.known = True
         await start_worker()
 
+    return _served(gate, start, stop), components
+
+
+def _served(gate: Callable, start: Callable[[], Any], stop: Callable[[], Any]) -> Callable:
+    """The ASGI app: lifespan runs ``start``/``stop``, ``GET /healthz`` answers ok, the rest goes to the gate."""
+
     async def app(scope: dict[str, Any], receive: Callable, send: Callable) -> None:
         if scope["type"] == "lifespan":
             while True:
@@ -129,7 +135,7 @@ def create_asgi_app(
             return
         await gate(scope, receive, send)
 
-    return app, components
+    return app
 
 
 async def _answered_even_if_unreadable(bolt: Callable, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
@@ -233,7 +239,7 @@ def serve(settings: Settings) -> None:
         return
     # Ask Slack who we are before binding the port: a refused token is one line from the CLI, not a
     # failed lifespan in uvicorn's log.
-    from bot.slack.app import slack_client
+    from bot.bootstrap import slack_client
 
     settings.require_providers()
     installation = asyncio.run(_learn(slack_client(settings)))

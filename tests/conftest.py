@@ -112,7 +112,7 @@ def settings_env(monkeypatch, tmp_path):
 
 from dataclasses import dataclass, field  # noqa: E402
 
-from bot.app import Components, build  # noqa: E402
+from bot.bootstrap import Components, build  # noqa: E402
 from bot.sandbox import SandboxServices  # noqa: E402
 from bot.sandbox.common import Clock  # noqa: E402
 from bot.services import StaticDirectory  # noqa: E402

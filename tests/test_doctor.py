@@ -88,3 +88,37 @@ def test_doctor_says_when_the_postgresql_server_cannot_be_reached(tmp_path):
     assert line.startswith("FAILED  store: postgresql postgresql://postgres:***@127.0.0.1:")
     assert "unreachable" in line
     assert "pw-not-shown" not in proc.stdout + proc.stderr
+
+
+def test_doctor_asks_slack_with_the_client_serve_runs(tmp_path):
+    """doctor's Slack client is the one ``serve`` runs (``bot.bootstrap.slack_client``): the same
+    ``SLACK_API_URL`` handling (here without its trailing slash) and the same retries, so one 429
+    from Slack is waited out as ``serve`` would, not reported as a broken token."""
+    import asyncio
+
+    from tests.slack_harness import APPROVAL_CHANNEL, BOT_TOKEN, SIGNING_SECRET, RecordingSlack
+
+    async def run():
+        slack = await RecordingSlack(token=BOT_TOKEN).start()
+        slack.fault("auth.test", status=429, headers={"Retry-After": "0"})
+        try:
+            proc = await asyncio.to_thread(
+                doctor,
+                tmp_path,
+                SLACK_BOT_TOKEN=BOT_TOKEN,
+                SLACK_SIGNING_SECRET=SIGNING_SECRET,
+                SLACK_API_URL=slack.api_url.rstrip("/"),
+                NUMBERS_APPROVAL_CHANNEL=APPROVAL_CHANNEL,
+                NUMBERS_APPROVERS="UAPPROVER1",
+                NUMBERS_SANDBOX="1",
+            )
+            return proc, [c.method for c in slack.calls]
+        finally:
+            await slack.stop()
+
+    proc, methods = asyncio.run(run())
+    lines = proc.stdout.splitlines()
+    assert any(line.startswith("ok      slack: auth.test ok") for line in lines), proc.stdout
+    assert any(line.startswith("ok      slack scopes:") for line in lines), proc.stdout
+    assert methods.count("auth.test") >= 3  # the refused one, its retry, and the scopes check
+    assert any(line.startswith("ok      store:") for line in lines) and any(line.startswith("ok      outbox:") for line in lines)

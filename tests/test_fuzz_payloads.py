@@ -172,7 +172,7 @@ views = st.fixed_dictionaries(
 
 
 def test_search_form_values_of_any_shape_give_a_query_or_field_errors(settings_env):
-    from bot.app import build
+    from bot.bootstrap import build
 
     app_settings = settings_env(NUMBERS_SANDBOX=True)
     components = build(app_settings)

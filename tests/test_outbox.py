@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.app import build
+from bot.bootstrap import build
 from bot.delivery import MAX_BACKOFF, OutboxSender
 from bot.domain.errors import DeliveryDeferred
 from bot.domain.states import State

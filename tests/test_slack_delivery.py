@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from bot import cli
+from bot.cli import main as cli_main, verbs as cli_verbs
 from bot.delivery import MAX_BACKOFF
 from bot.doctor import run_checks
 from bot.slack import ids
@@ -76,7 +76,7 @@ def cli_env(monkeypatch, bot, slack):
 
 
 async def run_cli(*argv):
-    return await asyncio.to_thread(cli.main, list(argv))
+    return await asyncio.to_thread(cli_main, list(argv))
 
 
 async def test_terminal_decisions_and_requests_reach_slack_while_the_server_runs(slack_bot, monkeypatch, capfd):
@@ -92,7 +92,7 @@ async def test_terminal_decisions_and_requests_reach_slack_while_the_server_runs
     assert "From the terminal" in card_text(slack, card)
     assert has_buttons(slack.messages[(APPROVAL_CHANNEL, card)]["blocks"])
     assert any(f"#{made.id}" in t for t in dm_texts(slack, REQUESTER))
-    assert cli.NOT_DELIVERED not in capfd.readouterr().err
+    assert cli_verbs.NOT_DELIVERED not in capfd.readouterr().err
 
     # Denied in the terminal: the card loses its buttons, the requester is told.
     assert await run_cli("deny", str(made.id), "--reason", "not this month", "--as", APPROVER) == 0
@@ -133,12 +133,12 @@ async def test_the_terminal_must_name_a_real_slack_user(slack_bot, monkeypatch, 
 async def test_with_no_server_running_the_cli_says_the_card_will_follow(slack_bot, monkeypatch, capfd):
     bot, slack = slack_bot, slack_bot.slack
     cli_env(monkeypatch, bot, slack)
-    monkeypatch.setattr(cli, "DELIVERY_WAIT", 0.3)
+    monkeypatch.setattr(cli_verbs, "DELIVERY_WAIT", 0.3)
     post = await search(bot)
     offer = next(oid for name, oid, _ in offers_in(post) if name == "ACS")
     await bot.stop()  # no server delivers now
     assert await run_cli("request", offer, "--reason", "nobody listens", "--as", REQUESTER) == 0
-    assert cli.NOT_DELIVERED in capfd.readouterr().err
+    assert cli_verbs.NOT_DELIVERED in capfd.readouterr().err
 
 
 async def test_a_burst_under_slacks_rate_limits_loses_nothing(slack_bot, caplog):

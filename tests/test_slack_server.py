@@ -14,7 +14,7 @@ from bot.domain.policy import Policy
 from bot.logs import REDACTED, RedactSecrets
 from bot.server import create_asgi_app
 from bot.slack import ids
-from bot.slack.app import slack_client
+from bot.bootstrap import slack_client
 from bot.slack.adapters.directory import SlackDirectory
 from tests.slack_harness import (  # noqa: F401  (fixtures)
     APPROVAL_CHANNEL,

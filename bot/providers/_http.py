@@ -67,7 +67,7 @@ class BoundedClient(httpx.AsyncClient):
         super().__init__(*args, **kwargs)
         self._slots = asyncio.Semaphore(max_in_flight)
 
-    async def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:  # type: ignore[override]
+    async def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
         async with self._slots:
             return await super().send(request, **kwargs)
 

@@ -24,7 +24,7 @@ import threading
 import urllib.parse
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, MutableMapping
 
 import httpx
 import sqlite_utils
@@ -346,7 +346,12 @@ class SandboxApp:
                 return Response.json(body, rule.status, rule.headers)
         return await self.dispatch(request)
 
-    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+    async def __call__(
+        self,
+        scope: MutableMapping[str, Any],
+        receive: Callable[[], Awaitable[MutableMapping[str, Any]]],
+        send: Callable[[MutableMapping[str, Any]], Awaitable[None]],
+    ) -> None:  # the ASGI application signature, as httpx.ASGITransport and uvicorn call it
         if scope["type"] == "lifespan":
             while True:
                 message = await receive()

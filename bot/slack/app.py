@@ -1,8 +1,8 @@
 """The Slack composition: one ``AsyncApp`` with every listener, on top of the core components.
 
-``build_slack(settings)`` is the only place where the Slack side and the core
-meet: it makes the Web API client, the ``SlackDirectory`` and the
-``SlackNotifier``, hands them to ``bot.app.build`` and wires the listeners.
+``build_slack(settings)`` asks the composition root (``bot.bootstrap.build``) for
+every part, Slack's client, directory and notifier included, and registers the
+listeners on an app that uses that same client.
 
 The app runs with ``process_before_response=False``: Bolt sends the HTTP
 answer as soon as a listener calls ``ack()`` and lets the listener go on, so
@@ -15,45 +15,21 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.response import BoltResponse
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-    AsyncServerErrorRetryHandler,
-)
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.app import Components, build
+from bot.bootstrap import Components, build, slack_client
 from bot.config import Settings
-from bot.store.connection import process_identity, utcnow
+from bot.store.connection import process_identity
 from bot.slack import listeners
 from bot.slack.configure import render_config
 from bot.slack.deps import SlackDeps
-from bot.slack.adapters.directory import SlackDirectory
 from bot.slack.answer import report
-from bot.slack.adapters.notifier import SlackNotifier
 
 log = logging.getLogger(__name__)
-
-
-def slack_client(settings: Settings) -> AsyncWebClient:
-    """The Web API client: ``SLACK_API_URL``, and retries for 429 (per Retry-After), 5xx and dropped connections."""
-    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
-    base_url = settings.slack_api_url if settings.slack_api_url.endswith("/") else settings.slack_api_url + "/"
-    return AsyncWebClient(
-        token=token,
-        base_url=base_url,
-        timeout=30,
-        retry_handlers=[
-            AsyncRateLimitErrorRetryHandler(max_retry_count=2),
-            AsyncServerErrorRetryHandler(max_retry_count=2),
-            AsyncConnectionErrorRetryHandler(max_retry_count=2),
-        ],
-    )
 
 
 class SeenDeliveries:
@@ -136,8 +112,9 @@ def _retry_number(headers: dict[str, Any]) -> int:
 
 
 def create_slack_app(components: Components, settings: Settings, *, client: AsyncWebClient | None = None) -> AsyncApp:
-    """Every listener on one ``AsyncApp``; ``client`` defaults to one made from ``settings``."""
-    client = client or slack_client(settings)
+    """Every listener on one ``AsyncApp``; ``client`` defaults to the components' (the one their
+    notifier and directory use), else one made from ``settings``."""
+    client = client or components.slack or slack_client(settings)
     service = components.service
     app = AsyncApp(
         # The token travels inside ``client``; passing it twice makes Bolt warn and ignore one.
@@ -167,19 +144,8 @@ def create_slack_app(components: Components, settings: Settings, *, client: Asyn
     return app
 
 
-def build_slack(
-    settings: Settings, *, clock: Callable[[], datetime] = utcnow, **overrides: Any
-) -> tuple[AsyncApp, Components]:
-    """Settings in; the Slack app and the core components (store, providers, service, worker) out."""
-    client = slack_client(settings)
-    directory = SlackDirectory(client, settings.policy, ttl=settings.approver_cache_seconds)
-    async def approvers() -> set[str]:
-        users = set(directory.users)
-        for group in sorted(directory.groups):
-            users |= await directory.members(group)
-        return users
-
-    notifier = SlackNotifier(client, settings, clock=clock, approvers=approvers)
-    components = build(settings, directory=directory, notifier=notifier, clock=clock, **overrides)
-    notifier.bind(components.service.store)
-    return create_slack_app(components, settings, client=client), components
+def build_slack(settings: Settings, **overrides: Any) -> tuple[AsyncApp, Components]:
+    """Settings in; the Slack app and the core components (store, providers, service, worker) out.
+    ``overrides`` go to ``bot.bootstrap.build`` (``clock=``, ``sandbox=``, ``providers=``, ``store=``…)."""
+    components = build(settings, slack=True, **overrides)
+    return create_slack_app(components, settings), components

@@ -78,20 +78,20 @@ class SlackNotifier:
         pacer: SlackPacer | None = None,
         approvers: Callable[[], Awaitable[set[str]]] | None = None,
         render: RenderConfig | None = None,
+        store: ThreadedStore | None = None,
     ):
         self.client = client
         self.settings = settings
         self.render = render or render_config(settings)
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self.pacer = pacer or SlackPacer()
-        self.store: ThreadedStore | None = None  # bound after the store exists (bot.slack.app.build_slack)
+        # The store cards are re-read from and their ts recorded in (``bot.bootstrap.build`` passes it);
+        # without one the card shows the request as handed over.
+        self.store = store
         self.trouble = ChannelTrouble(self, approvers)
         # The card as last shown, per request still moving: an identical update is skipped
         # ("approved" then "fulfilling" look the same), since chat.update is rate-limited.
         self._shown: dict[int, dict[str, Any]] = {}
-
-    def bind(self, store: ThreadedStore) -> None:
-        self.store = store
 
     async def _slack(self, method: str, call: Callable[..., Any], **kwargs: Any) -> Any:
         """One Web API call, paced; ``DeliveryDeferred`` for what may work later, ``SlackApiError`` otherwise."""
