@@ -33,6 +33,10 @@ _PR_SET_PDEATHSIG = 1
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    # Ctrl-C reaches the whole process group; the front stops the child itself (SIGTERM), so the child
+    # ignores SIGINT from its first instruction (an ignored signal stays ignored across exec, and Python
+    # then installs no KeyboardInterrupt for it).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if sys.platform.startswith("linux"):
         try:
             ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
