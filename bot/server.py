@@ -7,12 +7,16 @@ lifespan, so it runs exactly as long as the process serves Slack.
 
 Socket Mode (``SLACK_APP_TOKEN`` set) needs no public URL: the app opens a
 WebSocket to Slack instead.
+
+``serve()`` in HTTP mode runs two processes instead (``bot.front`` acks, ``bot.workproc`` runs this
+same Bolt app and worker); ``create_asgi_app`` is the one-process app, which the tests drive.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from typing import Any, Callable
 
@@ -228,22 +232,40 @@ async def run_socket_mode(settings: Settings, **overrides: Any) -> None:
 
 
 def serve(settings: Settings) -> None:
-    """Run until stopped: Socket Mode with ``SLACK_APP_TOKEN``, else HTTP on ``$PORT``."""
-    import uvicorn
-
+    """Run until stopped: Socket Mode with ``SLACK_APP_TOKEN`` (one process), else HTTP on ``$PORT``
+    as two processes: the ack process (``bot.front``) and the work process (``bot.workproc``)."""
     settings.require_slack()
     ensure_redacted_logging(settings)
     if settings.slack_app_token:
         log.info("numbers-bot: Socket Mode")
         asyncio.run(run_socket_mode(settings))
         return
-    # Ask Slack who we are before binding the port: a refused token is one line from the CLI, not a
-    # failed lifespan in uvicorn's log.
-    from bot.bootstrap import slack_client
+    # Acks in this process, everything else in a child it supervises (bot.front, README "Acks").
 
     settings.require_providers()
+    serve_split(settings)
+
+
+def serve_split(settings: Settings) -> None:
+    """``numbers-bot serve`` in HTTP mode: this process acks on ``$PORT``, a child does the work."""
+
+    import uvicorn
+
+    from bot.front import EVENTS_PATH, create_front_app
+    from bot.inbox import Inbox, claim_slot, default_inbox_path
+    from bot.bootstrap import slack_client
+    from bot.supervisor import WorkProcess
+
+    # Ask Slack who we are before binding the port: a refused token is one line from the CLI.
     installation = asyncio.run(_learn(slack_client(settings)))
-    app, _ = create_asgi_app(settings, known_installation=installation)
+    path, lock_fd = claim_slot(default_inbox_path(settings).resolve())
+    inbox = Inbox(path, checkpoints=False)
+    work = WorkProcess(path, lock_fd)
+    app = create_front_app(settings, installation, inbox, nudge=work.nudge, on_start=work.start, on_stop=work.stop)
     config = uvicorn_config(app, host="0.0.0.0", port=settings.port, log_level=settings.log_level.lower())
-    log.info("numbers-bot: HTTP on port %s, path %s", settings.port, EVENTS_PATH)
-    uvicorn.Server(config).run()
+    log.info("numbers-bot: HTTP on port %s, path %s; acks here, work in a child process; inbox %s", settings.port, EVENTS_PATH, path.name)
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        inbox.close()
+        os.close(lock_fd)

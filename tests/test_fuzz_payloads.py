@@ -31,8 +31,8 @@ from bot.slack import ids
 from bot.slack.render.modals import metadata, read_metadata
 from bot.slack.answer import Origin, describe, report, user_of
 from bot.slack.configure import render_config
-from bot.slack.listeners.payloads import clicked, has_input, request_id_of, state_value
-from bot.slack.listeners.views import read_search
+from bot.slack.payloads import clicked, has_input, request_id_of, state_value
+from bot.slack.acks import read_search
 from tests.reliability_harness import snapshot
 from tests.slack_harness import (  # noqa: F401  (fixtures)
     APPROVAL_CHANNEL,
@@ -185,7 +185,7 @@ def test_search_form_values_of_any_shape_give_a_query_or_field_errors(settings_e
         for block in SEARCH_BLOCKS:
             state_value(view, block)
             has_input(view, block)
-        query, errors = read_search(view, deps)
+        query, errors = read_search(view, deps.render, deps.service.providers)
         assert (query is None) == bool(errors)
         assert all(k in SEARCH_BLOCKS and isinstance(v, str) and v for k, v in errors.items())
         seen["query" if query else "errors"] += 1

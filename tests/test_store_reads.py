@@ -1,12 +1,8 @@
-"""Reads added for the services and ``doctor``: the held numbers a typed number can be, and the
-store's health (with its outbox) through one connection."""
+"""The store read a release uses: the held numbers a typed number can be (not the whole inventory)."""
 
 from __future__ import annotations
 
 from bot.domain.states import State
-from bot.store import check
-from bot.store.db import Store
-from bot.store.outbox import Notice
 from tests.test_store import new_request
 
 HELD = ["+18332270001", "+441632960123", "+18332279999", "+41446681800"]
@@ -43,28 +39,3 @@ def test_held_numbers_ending_is_distinct_and_bounded(fresh_store, clock):
     _hold(store, clock, ["+18332270001"])  # held twice (a number bought back after a release elsewhere)
     assert store.held_numbers_ending("0001") == ["+14155550001", "+18332270001"]
     assert len(store.held_numbers_ending("0001", limit=1)) == 1
-
-
-def test_health_reads_the_store_and_its_outbox_in_one_open(tmp_path, clock, monkeypatch):
-    path = str(tmp_path / "numbers.db")
-    store = Store(path, clock=clock)
-    req = new_request(store, clock)
-    store.update_request(req.id, changes={"reminded_at": clock()}, notify=Notice("reminded"))
-    store.close()
-    opened = []
-    real = check.open_store
-    monkeypatch.setattr(check, "open_store", lambda *a, **kw: opened.append(a) or real(*a, **kw))
-    seen = check.health(path, clock=clock)
-    assert len(opened) == 1
-    assert seen.ok and seen.engine == "sqlite" and seen.state.startswith("quick_check ok")
-    assert seen.requests == 1 and seen.journal == "wal" and seen.replicas == ()
-    assert seen.outbox_waiting == 1 and seen.outbox_oldest == clock() and seen.outbox_error is None
-
-
-def test_health_of_a_damaged_store_says_so_and_reads_no_further(tmp_path, clock, monkeypatch):
-    path = str(tmp_path / "numbers.db")
-    Store(path, clock=clock).close()
-    monkeypatch.setattr(check, "integrity", lambda store: (False, "corrupted: quick_check found page 3"))
-    monkeypatch.setattr(check.outbox, "backlog", lambda store: (_ for _ in ()).throw(AssertionError("read")))
-    seen = check.health(path, clock=clock)
-    assert (seen.ok, seen.state, seen.outbox_waiting) == (False, "corrupted: quick_check found page 3", 0)

@@ -88,7 +88,7 @@ class ServiceCore:
         self.remind_after = remind_after
         self.clock = clock or store.clock
         self._kick: Callable[[], None] | None = None
-        # The outbox sender when this process delivers (``bot.app.build(deliver=True)``).
+        # The outbox sender when this process delivers (``bot.bootstrap.build(deliver=True)``).
         self.sender: OutboxSender | None = None
 
     def on_work(self, kick: Callable[[], None]) -> None:

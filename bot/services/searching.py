@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from bot.config import PROVIDER_LABELS, PROVIDER_SETTINGS
-from bot.domain.grammar import SEARCH_PROVIDERS
+from bot.domain.searchable import NO_NATIONAL, searchable_providers
 from bot.domain.errors import NotAllowed, NumbersError, ProviderAuthError, ProviderError, ProviderUnavailable, UsageError
 from bot.domain.offers import Offer, SearchQuery
 from bot.services.core import ServiceCore, new_offer_id
@@ -18,7 +18,6 @@ __all__ = ["Searching", "SearchResult", "search_failure", "sort_key", "NO_NATION
 
 log = logging.getLogger(__name__)
 
-NO_NATIONAL = ("acs", "twilio")  # providers that sell no "national" number type
 
 
 @dataclass
@@ -74,16 +73,7 @@ def sort_key(offer: Offer) -> tuple[int, Decimal, str]:
 
 class Searching(ServiceCore):
     def searchable_providers(self, query: SearchQuery) -> list[str]:
-        if query.provider:
-            if query.provider not in self.providers:
-                raise UsageError(
-                    f"`{query.provider}` is not enabled here; enabled: {', '.join(sorted(self.providers)) or 'none'}."
-                )
-            return [query.provider]
-        names = [n for n in SEARCH_PROVIDERS if n in self.providers]
-        if query.number_type == "national":
-            names = [n for n in names if n not in NO_NATIONAL]  # ACS and Twilio sell no national type
-        return names
+        return searchable_providers(query, self.providers)
 
     async def search(self, user: str, query: SearchQuery) -> SearchResult:
         """Search every provider that can serve ``query``, in parallel; cheapest first."""

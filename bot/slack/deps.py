@@ -35,7 +35,7 @@ class SlackDeps:
     client: AsyncWebClient
     clock: Callable[[], datetime]
     render: RenderConfig  # what rendering reads of the settings (``render_config``)
-    in_flight: Any = None  # bot.app.InFlight: listeners' post-ack work, waited for on stop
+    in_flight: Any = None  # bot.bootstrap.InFlight: listeners' post-ack work, waited for on stop
     pacer: Any = None  # bot.slack.adapters.pacing.SlackPacer shared with the notifier: DMs paced per channel
 
     async def _post(self, **kwargs: Any) -> Any:

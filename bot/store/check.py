@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from bot.domain.errors import ConfigError
 from bot.store.postgres import is_postgres_url
-from bot.store import outbox
 from bot.store.db import Store
 from bot.store.migrations import MIGRATIONS, current_version
 
 __all__ = [
-    "SQLITE_HEADER", "StoreHealth", "health", "integrity", "newest_known_version", "open_store", "problem_before_open",
+    "SQLITE_HEADER", "integrity", "newest_known_version", "open_store", "problem_before_open",
 ]
 
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -117,53 +114,3 @@ def integrity(store: Store) -> tuple[bool, str]:
     if version != newest_known_version():
         return False, f"schema v{version}, but this version of numbers-bot expects v{newest_known_version()}"
     return True, f"quick_check ok, schema v{version}"
-
-
-@dataclass(frozen=True)
-class StoreHealth:
-    """What ``doctor`` says of a store, read through one connection.
-
-    ``ok`` and ``state``: the schema version (and on SQLite ``quick_check``). The rest is read only
-    when ``ok``: requests, the replicas holding leases now, SQLite's journal mode, and the outbox
-    (notifications not yet delivered to Slack, the oldest one's time, the last error)."""
-
-    engine: str
-    ok: bool
-    state: str
-    requests: int = 0
-    replicas: tuple[str, ...] = ()
-    journal: str | None = None
-    outbox_waiting: int = 0
-    outbox_oldest: datetime | None = None
-    outbox_error: str | None = None
-
-
-def health(path: str, **options: Any) -> StoreHealth:
-    """Open the store once and read what ``doctor`` checks of it and of its outbox.
-
-    Raises what ``open_store`` raises (``ConfigError`` naming ``NUMBERS_DB``, or the engine's own
-    error when a server cannot be reached)."""
-    store = open_store(path, **options)
-    try:
-        if store.postgres:
-            version = current_version(store.db)
-            ok = version == newest_known_version()
-            state = f"schema v{version}" + ("" if ok else f" (this version of numbers-bot expects v{newest_known_version()})")
-        else:
-            ok, state = integrity(store)
-            if not ok:
-                return StoreHealth(store.engine, False, state)
-        waiting, oldest, error = outbox.backlog(store)
-        return StoreHealth(
-            engine=store.engine,
-            ok=ok,
-            state=state,
-            requests=int(store.db.execute("SELECT COUNT(*) FROM requests").fetchone()[0]),
-            replicas=tuple(store.replicas_holding_leases()),
-            journal=None if store.postgres else str(store.db.execute("PRAGMA journal_mode").fetchone()[0]),
-            outbox_waiting=waiting,
-            outbox_oldest=oldest,
-            outbox_error=error,
-        )
-    finally:
-        store.close()

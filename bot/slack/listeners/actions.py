@@ -16,9 +16,9 @@ from bot.domain.errors import NotFound, NumbersError
 from bot.slack import ids
 from bot.slack.answer import Origin, answered, open_modal, tell
 from bot.slack.deps import SlackDeps
-from bot.slack.listeners.payloads import clicked, request_id_of
+from bot.slack.payloads import clicked, request_id_of
 from bot.slack.render.kit import plural
-from bot.slack.render.modals import deny_modal, request_modal, search_modal
+from bot.slack.render.modals import deny_modal, request_modal, request_quantity_limit, search_modal
 from bot.slack.render.notices import error_message, note
 
 __all__ = ["register"]
@@ -50,7 +50,9 @@ def register_request(app: AsyncApp, deps: SlackDeps) -> None:
         except NumbersError as exc:
             await tell(deps, origin, error_message(exc))
             return
-        view = request_modal(offer, deps.render, private_metadata=origin.metadata(offer=offer.id), now=deps.clock())
+        # The quantity bound travels in the form, so its submission is checked without the store.
+        meta = origin.metadata(offer=offer.id, qmax=request_quantity_limit(offer, deps.render))
+        view = request_modal(offer, deps.render, private_metadata=meta, now=deps.clock())
         await open_modal(deps, origin, body.get("trigger_id"), view.to_dict(), "request form", "Click *Request* again.")
 
 

@@ -1,6 +1,6 @@
 """``/numbers``: parse, ack at once, then do the work and answer through the response_url.
 
-The grammar is ``bot.domain.grammar.parse``. Text it cannot parse, and
+The grammar is ``bot.domain.grammar.parse``, the ack ``bot.slack.acks.command_ack``. Text it cannot parse, and
 ``help``, are answered in the ack itself: parsing is pure and instant and
 nothing else happens. Everything else is acked first (Slack waits 3 s at
 most; provider searches take longer) and answered when done: one service call
@@ -15,16 +15,16 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 
 from bot.domain.errors import NumbersError, UsageError
-from bot.domain.grammar import Command, parse
-from bot.slack import ids
+from bot.domain.grammar import Command
+from bot.slack import acks, ids
 from bot.slack.adapters.audit_upload import send_to_dm, spool_csv
 from bot.slack.answer import Origin, answered, open_modal, tell
 from bot.slack.deps import SlackDeps
 from bot.slack.render.holdings import costs_message, inventory_message
 from bot.slack.render.kit import Message, plural
 from bot.slack.render.modals import release_modal, search_modal
-from bot.slack.render.notices import error_message, help_message, note
-from bot.slack.render.offers import offers_message, search_title_for, searching_text
+from bot.slack.render.notices import error_message, note
+from bot.slack.render.offers import offers_message
 from bot.slack.render.requests import mine_message, pending_message, show_message
 
 __all__ = ["register", "run"]
@@ -37,28 +37,12 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
     @answered(deps)
     async def numbers_command(ack: Any, body: dict[str, Any]) -> None:
         origin = Origin.from_command(body)
-        try:
-            command = parse(body.get("text") or "")
-        except UsageError as exc:
-            await ack(response_type="ephemeral", **error_message(exc).payload())
+        answer = acks.command_ack(body, deps.service.providers)
+        await ack(**answer.answer)
+        if not answer.proceed:
             return
-        if command.verb == "help":
-            await ack(response_type="ephemeral", **help_message().payload())
-            return
-        if command.verb == "search":
-            assert command.query is not None
-            try:
-                names = deps.service.searchable_providers(command.query)
-            except NumbersError as exc:
-                await ack(response_type="ephemeral", **error_message(exc).payload())
-                return
-            title = search_title_for(command.query, names)
-            await ack(text=searching_text(title))
-        elif command.verb == "assign":
-            await ack(text=":mag: Looking for Webex Calling numbers you can take…")
-        else:
-            await ack()
-        await run(deps, command, origin, trigger_id=body.get("trigger_id"))
+        assert answer.command is not None
+        await run(deps, answer.command, origin, trigger_id=body.get("trigger_id"))
 
 
 async def run(deps: SlackDeps, command: Command, origin: Origin, *, trigger_id: str | None) -> None:
