@@ -70,10 +70,9 @@ def _append_only(db: sqlite_utils.Database, table: str) -> None:
     )
 
 
-@migration(1)
-def create_core_tables(db: sqlite_utils.Database) -> None:
-    db.execute(
-        """
+# Migration 1's tables and indexes, in order; ``{pk}`` is the engine's integer primary key.
+CORE_TABLES = (
+    """
         CREATE TABLE offers (
             id TEXT PRIMARY KEY,
             provider TEXT NOT NULL,
@@ -92,12 +91,10 @@ def create_core_tables(db: sqlite_utils.Database) -> None:
             query TEXT NOT NULL,
             searched_by TEXT NOT NULL,
             created_at TEXT NOT NULL
-        )"""
-    )
-    db.execute(
-        f"""
+        )""",
+    """
         CREATE TABLE requests (
-            id {_pk(db)},
+            id {pk},
             offer_id TEXT NOT NULL REFERENCES offers(id),
             provider TEXT NOT NULL,
             kind TEXT NOT NULL,
@@ -123,15 +120,13 @@ def create_core_tables(db: sqlite_utils.Database) -> None:
             card_channel TEXT,
             card_ts TEXT,
             version INTEGER NOT NULL DEFAULT 0
-        )"""
-    )
-    db.execute("CREATE INDEX requests_requester ON requests (requester, id DESC)")
-    db.execute("CREATE INDEX requests_state ON requests (state, id)")
-    db.execute("CREATE INDEX requests_decided ON requests (decided_at)")
-    db.execute(
-        f"""
+        )""",
+    "CREATE INDEX requests_requester ON requests (requester, id DESC)",
+    "CREATE INDEX requests_state ON requests (state, id)",
+    "CREATE INDEX requests_decided ON requests (decided_at)",
+    """
         CREATE TABLE operations (
-            id {_pk(db)},
+            id {pk},
             request_id INTEGER NOT NULL REFERENCES requests(id),
             provider TEXT NOT NULL,
             kind TEXT NOT NULL,
@@ -145,23 +140,28 @@ def create_core_tables(db: sqlite_utils.Database) -> None:
             updated_at TEXT NOT NULL,
             last_status TEXT,
             UNIQUE (request_id, kind)
-        )"""
-    )
-    db.execute("CREATE INDEX operations_due ON operations (phase, next_poll_at)")
-    db.execute(
-        f"""
+        )""",
+    "CREATE INDEX operations_due ON operations (phase, next_poll_at)",
+    """
         CREATE TABLE events (
-            id {_pk(db)},
+            id {pk},
             at TEXT NOT NULL,
             request_id INTEGER,
             actor TEXT NOT NULL,
             kind TEXT NOT NULL,
             message TEXT NOT NULL,
             data TEXT NOT NULL DEFAULT '{{}}'
-        )"""
-    )
-    db.execute("CREATE INDEX events_request ON events (request_id, id)")
-    db.execute("CREATE INDEX events_at ON events (at)")
+        )""",
+    "CREATE INDEX events_request ON events (request_id, id)",
+    "CREATE INDEX events_at ON events (at)",
+)
+
+
+@migration(1)
+def create_core_tables(db: sqlite_utils.Database) -> None:
+    pk = _pk(db)
+    for statement in CORE_TABLES:
+        db.execute(statement.format(pk=pk))
     # The audit log is append-only: the database itself refuses edits.
     _append_only(db, "events")
 
