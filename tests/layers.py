@@ -24,7 +24,7 @@ STDLIB = frozenset(sys.stdlib_module_names)
 
 @dataclass(frozen=True)
 class Edge:
-    source: str  # importing module, e.g. bot.domain.models
+    source: str  # importing module, e.g. bot.domain.offers
     target: str  # imported module: a bot module, or the top-level name of anything else (httpx)
     line: int
     runtime: bool  # False under ``if TYPE_CHECKING:``
