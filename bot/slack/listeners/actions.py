@@ -56,17 +56,24 @@ def register_request(app: AsyncApp, deps: SlackDeps) -> None:
         await open_modal(deps, origin, body.get("trigger_id"), view.to_dict(), "request form", "Click *Request* again.")
 
 
+async def clicked_request(deps: SlackDeps, body: dict[str, Any], origin: Origin, verb: str) -> int | None:
+    """The request a decision button names, or None when it names none (refusal audited and told)."""
+    try:
+        return request_id_of(clicked(body))
+    except NotFound as exc:
+        await deps.service.note_refusal(None, origin.user, verb, exc)
+        await tell(deps, origin, error_message(exc))
+        return None
+
+
 def register_decisions(app: AsyncApp, deps: SlackDeps) -> None:
     @app.action(ids.ACTION_APPROVE)
     @answered(deps)
     async def approve_clicked(ack: Any, body: dict[str, Any]) -> None:
         await ack()
         origin = Origin.from_action(body, deps.render.approval_channel)
-        try:
-            request_id = request_id_of(clicked(body))
-        except NotFound as exc:
-            await deps.service.note_refusal(None, origin.user, "approve", exc)
-            await tell(deps, origin, error_message(exc))
+        request_id = await clicked_request(deps, body, origin, "approve")
+        if request_id is None:
             return
         try:
             result = await deps.service.approve(request_id, origin.user)
@@ -83,11 +90,8 @@ def register_decisions(app: AsyncApp, deps: SlackDeps) -> None:
     async def deny_clicked(ack: Any, body: dict[str, Any]) -> None:
         await ack()
         origin = Origin.from_action(body, deps.render.approval_channel)
-        try:
-            request_id = request_id_of(clicked(body))
-        except NotFound as exc:
-            await deps.service.note_refusal(None, origin.user, "deny", exc)
-            await tell(deps, origin, error_message(exc))
+        request_id = await clicked_request(deps, body, origin, "deny")
+        if request_id is None:
             return
         try:
             request = await deps.service.may_deny(request_id, origin.user)

@@ -81,17 +81,26 @@ def register_request(app: AsyncApp, deps: SlackDeps) -> None:
         # Success needs no answer here: the notifier DMs the requester where the card went.
 
 
+async def reason_form(
+    ack: Any, body: dict[str, Any], view: dict[str, Any], hint: str
+) -> tuple[str, dict[str, Any], Origin] | None:
+    """Ack a deny or release form; its reason, metadata and origin when work follows, else None."""
+    answer = acks.reason_ack(view, hint)
+    await ack(**answer.answer)
+    if not answer.proceed:
+        return None
+    meta = read_metadata(view.get("private_metadata"))
+    return state_value(view, ids.INPUT_REASON) or "", meta, Origin.from_metadata(body["user"]["id"], meta)
+
+
 def register_release(app: AsyncApp, deps: SlackDeps) -> None:
     @app.view(ids.VIEW_RELEASE)
     @answered(deps)
     async def release_submitted(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
-        answer = acks.reason_ack(view, acks.RELEASE_REASON_HINT)
-        await ack(**answer.answer)
-        if not answer.proceed:
+        form = await reason_form(ack, body, view, acks.RELEASE_REASON_HINT)
+        if form is None:
             return
-        reason = state_value(view, ids.INPUT_REASON) or ""
-        meta = read_metadata(view.get("private_metadata"))
-        origin = Origin.from_metadata(body["user"]["id"], meta)
+        reason, meta, origin = form
         try:
             await deps.service.request_release(origin.user, str(meta.get("number") or ""), reason)
         except NumbersError as exc:
@@ -103,13 +112,10 @@ def register_deny(app: AsyncApp, deps: SlackDeps) -> None:
     @app.view(ids.VIEW_DENY)
     @answered(deps)
     async def deny_submitted(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
-        answer = acks.reason_ack(view, acks.DENY_REASON_HINT)
-        await ack(**answer.answer)
-        if not answer.proceed:
+        form = await reason_form(ack, body, view, acks.DENY_REASON_HINT)
+        if form is None:
             return
-        reason = state_value(view, ids.INPUT_REASON) or ""
-        meta = read_metadata(view.get("private_metadata"))
-        origin = Origin.from_metadata(body["user"]["id"], meta)
+        reason, meta, origin = form
         try:
             request_id = request_id_of(str(meta.get("request") or ""))
             await deps.service.deny(request_id, origin.user, reason)
