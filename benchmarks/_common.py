@@ -166,3 +166,16 @@ def sandbox_settings(tmp: Path, poll: float, api_url: str = "http://127.0.0.1:9/
         SLACK_SIGNING_SECRET=SIGNING_SECRET,
         SLACK_API_URL=api_url,
     )
+
+
+def median_spread(values: Iterable[float | None]) -> dict[str, float | int | None]:
+    """Median of the values with their spread (min and max); ``None`` values (a round that failed) are left out."""
+    kept = sorted(v for v in values if v is not None)
+    if not kept:
+        return {"median": None, "min": None, "max": None, "rounds": 0}
+    return {"median": round(statistics.median(kept), 3), "min": kept[0], "max": kept[-1], "rounds": len(kept)}
+
+
+def verdict(met: bool | None, text: str) -> str:
+    """A verdict line: PASS, FAIL, or n/a when there was nothing to judge."""
+    return f"{'n/a ' if met is None else 'PASS' if met else 'FAIL'} {text}"
