@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import os
 import platform
 import socket
@@ -61,7 +62,9 @@ def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     if not ordered:
         return float("nan")
-    k = max(0, min(len(ordered) - 1, int(round(p / 100.0 * len(ordered) + 0.5)) - 1))
+    # The smallest value with at least p% of the values at or below it: rank ceil(p·n/100). (A former
+    # int(round(x + 0.5)) took one rank too many whenever banker's rounding went up, e.g. p99 of 500.)
+    k = max(0, min(len(ordered) - 1, math.ceil(p * len(ordered) / 100.0 - 1e-9) - 1))
     return ordered[k]
 
 
