@@ -45,7 +45,7 @@ async def _sample(bench: Bench, bot: Any, acks: int, started: float) -> dict[str
 async def run_served(args: argparse.Namespace, points: list[int]) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="numbers-bench-memory-served-"))
     bench_args = argparse.Namespace(sandbox_latency=0.0, bot_env=[], profile=None, warmup=20, run_timeout=600.0,
-                                    drain_timeout=300.0)
+                                    drain_timeout=300.0, bot_src=args.bot_src)
     bench = Bench(bench_args, tmp)
     samples: list[dict[str, Any]] = []
     started = time.monotonic()

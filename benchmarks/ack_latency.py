@@ -119,6 +119,7 @@ async def load(session: aiohttp.ClientSession, url: str, *, n: int, concurrency:
         "errors": errors,
         "over_3s": sum(1 for s in latencies if s > SLACK_DEADLINE),
         "ack_ms": C.summary_ms(latencies),
+        "latencies_ms": [round(x * 1000, 2) for x in latencies],
         "_window": (started, ended),
         "_acked_at": acked_at,
     }
@@ -170,7 +171,10 @@ class Bench:
                         NUMBERS_SANDBOX="1", NUMBERS_SANDBOX_LATENCY=str(self.args.sandbox_latency),
                         NUMBERS_DB=str(db), PORT=str(port))
         env.update(dict(kv.split("=", 1) for kv in self.args.bot_env))
-        return probe_env(env, self.probes.directory)
+        env = probe_env(env, self.probes.directory)
+        if getattr(self.args, "bot_src", None):  # another tree of the product, ahead of the installed one
+            env["PYTHONPATH"] = os.pathsep.join([str(Path(self.args.bot_src).resolve()), env["PYTHONPATH"]])
+        return env
 
     def argv(self, name: str, argv: list[str]) -> list[str]:
         if not self.args.profile:
@@ -447,6 +451,8 @@ def main() -> None:
     p.add_argument("--drain-timeout", type=float, default=120.0, help="how long to wait for the bot's answers")
     p.add_argument("--bot-env", action="append", default=[], metavar="NAME=VALUE",
                    help="extra environment for the bot (variants); the result file is then named -variant")
+    p.add_argument("--bot-src", metavar="DIR", help="run the bot from this tree (a directory holding bot/, e.g. "
+                   "`git archive <commit> bot | tar -x -C DIR`): the baseline from the same benchmark code")
     p.add_argument("--profile", metavar="DIR", help="run every server under `py-spy record --subprocesses` "
                    "(raw stacks into DIR; py-spy is not a project dependency); figures are then not comparable")
     p.add_argument("--hard-timeout", type=float, default=3600.0, help="the whole run, seconds")
@@ -457,7 +463,7 @@ def main() -> None:
     if args.profile:
         Path(args.profile).mkdir(parents=True, exist_ok=True)
     data = asyncio.run(asyncio.wait_for(main_async(args), timeout=args.hard_timeout))
-    name = "ack_latency" + ("-variant" if args.bot_env else "") + ("-profile" if args.profile else "")
+    name = "ack_latency" + ("-variant" if args.bot_env or args.bot_src else "") + ("-profile" if args.profile else "")
     C.save_result(name, data)
     for line in data["table"] + data["verdicts"]:
         C.one_line("ack_latency", line)
