@@ -85,6 +85,8 @@ class Settings(BaseSettings):
     # The convention of Procfile hosts (Heroku, Render, Railway): used when NUMBERS_DB is not set.
     database_url: SecretStr | None = Field(None, alias="DATABASE_URL")
     db_busy_timeout: float = Field(5.0, alias="NUMBERS_DB_BUSY_TIMEOUT", gt=0, le=120)
+    # The hand-over file between the ack process and the work process (bot.inbox); default next to NUMBERS_DB.
+    inbox_path: str | None = Field(None, alias="NUMBERS_INBOX")
     # A replica that dies holds its operations this long at most; then another takes them over.
     lease_seconds: float = Field(120.0, alias="NUMBERS_LEASE_SECONDS", ge=2, le=3600)
     approver_cache_seconds: float = Field(60.0, alias="NUMBERS_APPROVER_CACHE_SECONDS", ge=0, le=3600)

@@ -222,22 +222,16 @@ async def run_socket_mode(settings: Settings, **overrides: Any) -> None:
 
 
 def serve(settings: Settings) -> None:
-    """Run until stopped: Socket Mode with ``SLACK_APP_TOKEN``, else HTTP on ``$PORT``."""
-    import uvicorn
-
+    """Run until stopped: Socket Mode with ``SLACK_APP_TOKEN`` (one process), else HTTP on ``$PORT``
+    as two processes: the ack process (``bot.front``) and the work process (``bot.workproc``)."""
     settings.require_slack()
     ensure_redacted_logging(settings)
     if settings.slack_app_token:
         log.info("numbers-bot: Socket Mode")
         asyncio.run(run_socket_mode(settings))
         return
-    # Ask Slack who we are before binding the port: a refused token is one line from the CLI, not a
-    # failed lifespan in uvicorn's log.
-    from bot.slack.app import slack_client
+    # Acks in this process, everything else in a child it supervises (bot.front, README "Acks").
+    from bot.front import serve_split
 
     settings.require_providers()
-    installation = asyncio.run(_learn(slack_client(settings)))
-    app, _ = create_asgi_app(settings, known_installation=installation)
-    config = uvicorn_config(app, host="0.0.0.0", port=settings.port, log_level=settings.log_level.lower())
-    log.info("numbers-bot: HTTP on port %s, path %s", settings.port, EVENTS_PATH)
-    uvicorn.Server(config).run()
+    serve_split(settings)

@@ -24,7 +24,7 @@ import phonenumbers
 
 from bot.config import PROVIDER_LABELS, PROVIDER_SETTINGS
 from bot.domain import policy as rules
-from bot.domain.commands import SEARCH_PROVIDERS
+from bot.domain.searchable import searchable_providers
 from bot.domain.errors import (
     Conflict,
     DirectoryUnavailable,
@@ -55,7 +55,6 @@ MAX_JUSTIFICATION = 3000
 # A provider hold made at request time (Telnyx) is extended once it has less than this left.
 HOLD_EXTEND_MARGIN = 5 * 60
 HOLD_CHECK_EVERY = 30  # seconds between looks for holds to extend (the margin leaves ten such looks)
-NO_NATIONAL = ("acs", "twilio")  # providers that sell no "national" number type
 POLICY_ACTOR = "policy"
 WORKER_ACTOR = "numbers-bot"
 
@@ -325,16 +324,7 @@ class NumbersService(HoldKeeping):
     # --- search -----------------------------------------------------------
 
     def searchable_providers(self, query: SearchQuery) -> list[str]:
-        if query.provider:
-            if query.provider not in self.providers:
-                raise UsageError(
-                    f"`{query.provider}` is not enabled here; enabled: {', '.join(sorted(self.providers)) or 'none'}."
-                )
-            return [query.provider]
-        names = [n for n in SEARCH_PROVIDERS if n in self.providers]
-        if query.number_type == "national":
-            names = [n for n in names if n not in NO_NATIONAL]  # ACS and Twilio sell no national type
-        return names
+        return searchable_providers(query, self.providers)
 
     async def search(self, user: str, query: SearchQuery) -> SearchResult:
         """Search every provider that can serve ``query``, in parallel; cheapest first."""

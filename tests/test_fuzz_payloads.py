@@ -31,7 +31,8 @@ from bot.slack import blocks, ids
 from bot.slack.actions import clicked, request_id_of
 from bot.slack.failures import describe, report, user_of
 from bot.slack.origin import Origin
-from bot.slack.views import has_input, read_search, state_value
+from bot.slack.acks import has_input, state_value
+from bot.slack.views import read_search
 from tests.reliability_harness import snapshot
 from tests.slack_harness import (  # noqa: F401  (fixtures)
     APPROVAL_CHANNEL,

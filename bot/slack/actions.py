@@ -53,7 +53,9 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         except NumbersError as exc:
             await tell(deps, origin, blocks.error_message(exc))
             return
-        view = blocks.request_modal(offer, deps.settings, private_metadata=origin.metadata(offer=offer.id), now=deps.clock())
+        # The quantity bound travels in the form, so its submission is checked without the store.
+        meta = origin.metadata(offer=offer.id, qmax=blocks.request_quantity_limit(offer, deps.settings))
+        view = blocks.request_modal(offer, deps.settings, private_metadata=meta, now=deps.clock())
         await open_modal(deps, origin, body.get("trigger_id"), view.to_dict(), "request form", "Click *Request* again.")
 
     @app.action(ids.ACTION_APPROVE)

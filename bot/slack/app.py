@@ -134,15 +134,22 @@ def _retry_number(headers: dict[str, Any]) -> int:
     return int(value) if str(value).isdigit() else 0
 
 
-def create_slack_app(components: Components, settings: Settings, *, client: AsyncWebClient | None = None) -> AsyncApp:
-    """Every listener on one ``AsyncApp``; ``client`` defaults to one made from ``settings``."""
+def create_slack_app(
+    components: Components, settings: Settings, *, client: AsyncWebClient | None = None, handed_over: bool = False
+) -> AsyncApp:
+    """Every listener on one ``AsyncApp``; ``client`` defaults to one made from ``settings``.
+
+    ``handed_over``: the app of the work process (``bot.workproc``), fed requests the ack process has
+    verified and answered: no signature check again, and each dispatch returns once its listener has
+    run (``process_before_response``), so the inbox row is deleted only then."""
     client = client or slack_client(settings)
     service = components.service
     app = AsyncApp(
         # The token travels inside ``client``; passing it twice makes Bolt warn and ignore one.
         client=client,
         signing_secret=settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else "",
-        process_before_response=False,
+        process_before_response=handed_over,
+        request_verification_enabled=not handed_over,
         name="numbers-bot",
     )
     # After Bolt's own middleware (signature check first): an unsigned "retry" never gets this far.
@@ -169,7 +176,7 @@ def create_slack_app(components: Components, settings: Settings, *, client: Asyn
 
 
 def build_slack(
-    settings: Settings, *, clock: Callable[[], datetime] = utcnow, **overrides: Any
+    settings: Settings, *, clock: Callable[[], datetime] = utcnow, handed_over: bool = False, **overrides: Any
 ) -> tuple[AsyncApp, Components]:
     """Settings in; the Slack app and the core components (store, providers, service, worker) out."""
     client = slack_client(settings)
@@ -183,4 +190,4 @@ def build_slack(
     notifier = SlackNotifier(client, settings, clock=clock, approvers=approvers)
     components = build(settings, directory=directory, notifier=notifier, clock=clock, **overrides)
     notifier.bind(components.service.store)
-    return create_slack_app(components, settings, client=client), components
+    return create_slack_app(components, settings, client=client, handed_over=handed_over), components

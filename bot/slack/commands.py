@@ -1,6 +1,6 @@
 """``/numbers``: parse, ack at once, then do the work and answer through the response_url.
 
-The grammar is ``bot.domain.commands.parse``. Text it cannot parse, and
+The grammar is ``bot.domain.commands.parse``, the ack ``bot.slack.acks.command_ack``. Text it cannot parse, and
 ``help``, are answered in the ack itself: parsing is pure and instant and
 nothing else happens. Everything else is acked first (Slack waits 3 s at
 most; provider searches take longer) and answered when done.
@@ -15,9 +15,9 @@ import httpx
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 
-from bot.domain.commands import Command, parse
+from bot.domain.commands import Command
 from bot.domain.errors import NotAllowed, NotFound, NumbersError, UsageError
-from bot.slack import blocks, ids
+from bot.slack import acks, blocks, ids
 from bot.slack.actions import open_modal
 from bot.slack.audit_upload import spool_csv, upload_file
 from bot.slack.deps import SlackDeps
@@ -33,28 +33,12 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
     @answered(deps)
     async def numbers_command(ack, body) -> None:
         origin = Origin.from_command(body)
-        try:
-            command = parse(body.get("text") or "")
-        except UsageError as exc:
-            await ack(response_type="ephemeral", **blocks.error_message(exc).payload())
+        answer = acks.command_ack(body, deps.service.providers)
+        await ack(**answer.answer)
+        if not answer.proceed:
             return
-        if command.verb == "help":
-            await ack(response_type="ephemeral", **blocks.help_message().payload())
-            return
-        if command.verb == "search":
-            assert command.query is not None
-            try:
-                names = deps.service.searchable_providers(command.query)
-            except NumbersError as exc:
-                await ack(response_type="ephemeral", **blocks.error_message(exc).payload())
-                return
-            title = blocks.search_title_for(command.query, names)
-            await ack(text=blocks.searching_text(title))
-        elif command.verb == "assign":
-            await ack(text=":mag: Looking for Webex Calling numbers you can take…")
-        else:
-            await ack()
-        await run(deps, command, origin, trigger_id=body.get("trigger_id"))
+        assert answer.command is not None
+        await run(deps, answer.command, origin, trigger_id=body.get("trigger_id"))
 
 
 async def run(deps: SlackDeps, command: Command, origin: Origin, *, trigger_id: str | None) -> None:
