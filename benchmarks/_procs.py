@@ -12,6 +12,7 @@ Linux only (``/proc``); every wait is bounded.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import signal
@@ -25,7 +26,35 @@ import asyncio
 
 PROBE_DIR = Path(__file__).resolve().parent / "_probe"
 
-__all__ = ["Server", "tree", "listening_pids", "cpu_seconds", "rss_kib", "ProbeReader", "probe_env", "PROBE_DIR"]
+__all__ = ["Server", "tree", "listening_pids", "cpu_seconds", "rss_kib", "ProbeReader", "probe_env", "started", "exit_on_sigterm", "PROBE_DIR"]
+
+
+_STARTED: set[int] = set()  # process groups this run started (each child leads its own)
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    """However the run ends (an exception, Ctrl-C), no server it started outlives it."""
+    for pgid in list(_STARTED):
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def exit_on_sigterm() -> None:
+    """SIGTERM ends a run like Ctrl-C: ``finally`` blocks stop the servers, the exit kills what is left."""
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+def started(proc: subprocess.Popen[Any]) -> subprocess.Popen[Any]:
+    """Remember a child started with ``start_new_session=True``, for the exit."""
+    _STARTED.add(proc.pid)
+    return proc
 
 
 def probe_env(env: dict[str, str], probe_dir: Path) -> dict[str, str]:
@@ -117,8 +146,8 @@ class Server:
         self.name, self.port = name, port
         self.log_path = cwd / f"{name}.log"
         self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self.proc = started(subprocess.Popen(argv, env=env, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT,
+                                             start_new_session=True))
         self.url = f"http://127.0.0.1:{port}/slack/events"
         self.ack_pid = self.proc.pid
 

@@ -49,7 +49,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
-from _procs import ProbeReader, Server, cpu_seconds, probe_env, rss_kib  # noqa: E402
+from _procs import ProbeReader, Server, cpu_seconds, probe_env, rss_kib, started, exit_on_sigterm  # noqa: E402
 
 import aiohttp  # noqa: E402
 
@@ -157,8 +157,8 @@ class Bench:
         self.session: aiohttp.ClientSession | None = None
 
     def start_stub(self) -> None:
-        self.stub_proc = subprocess.Popen([C.PYTHON, str(C.BENCH / "stub_slack.py")], stdout=subprocess.PIPE, text=True,
-                                          start_new_session=True)
+        self.stub_proc = started(subprocess.Popen([C.PYTHON, str(C.BENCH / "stub_slack.py")], stdout=subprocess.PIPE,
+                                                  text=True, start_new_session=True))
         line = self.stub_proc.stdout.readline()  # type: ignore[union-attr]
         self.stub_base = f"http://127.0.0.1:{int(line.split()[1])}"
 
@@ -203,6 +203,9 @@ class Bench:
         await server.ready(self.session)
         warm = await self.load(server, n=self.args.warmup, concurrency=5, run_id=f"warm-{server.name}")
         server.find_ack_pid()
+        if getattr(self.args, "nice_work", None):  # a variant: the work process yields the CPU to the acks
+            for pid in server.work_pids():
+                os.setpriority(os.PRIO_PROCESS, pid, self.args.nice_work)
         if server.name.startswith("bot"):
             await wait_for_answers(self.session, self.stub_base, warm["_acked_at"], self.args.drain_timeout)
 
@@ -278,8 +281,8 @@ async def main_rounds(bench: Bench, servers: list[Server]) -> list[dict[str, Any
 async def scenario_lock(bench: Bench, bot: Server, db: Path) -> dict[str, Any]:
     """Load at c=50 while another process holds the store's write lock."""
     args = bench.args
-    holder = subprocess.Popen([C.PYTHON, "-c", LOCK_HOLDER, str(db), str(args.lock_seconds)], stdout=subprocess.PIPE,
-                              text=True, start_new_session=True)
+    holder = started(subprocess.Popen([C.PYTHON, "-c", LOCK_HOLDER, str(db), str(args.lock_seconds)],
+                                      stdout=subprocess.PIPE, text=True, start_new_session=True))
     try:
         if holder.stdout.readline().strip() != "LOCKED":  # type: ignore[union-attr]
             raise RuntimeError("the lock holder could not take the store's write lock")
@@ -435,6 +438,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main() -> None:
+    exit_on_sigterm()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-n", type=int, nargs="+", default=[500, 1000], help="requests per round, one per config")
     p.add_argument("-c", "--concurrency", type=int, nargs="+", default=[20, 50], help="concurrency, one per config")
@@ -453,6 +457,8 @@ def main() -> None:
                    help="extra environment for the bot (variants); the result file is then named -variant")
     p.add_argument("--bot-src", metavar="DIR", help="run the bot from this tree (a directory holding bot/, e.g. "
                    "`git archive <commit> bot | tar -x -C DIR`): the baseline from the same benchmark code")
+    p.add_argument("--nice-work", type=int, metavar="N", help="variant: renice the bot's processes other than "
+                   "the acking one by N (what a lower-priority work process would give); named -variant")
     p.add_argument("--profile", metavar="DIR", help="run every server under `py-spy record --subprocesses` "
                    "(raw stacks into DIR; py-spy is not a project dependency); figures are then not comparable")
     p.add_argument("--hard-timeout", type=float, default=3600.0, help="the whole run, seconds")
@@ -463,7 +469,7 @@ def main() -> None:
     if args.profile:
         Path(args.profile).mkdir(parents=True, exist_ok=True)
     data = asyncio.run(asyncio.wait_for(main_async(args), timeout=args.hard_timeout))
-    name = "ack_latency" + ("-variant" if args.bot_env or args.bot_src else "") + ("-profile" if args.profile else "")
+    name = "ack_latency" + ("-variant" if args.bot_env or args.bot_src or args.nice_work else "") + ("-profile" if args.profile else "")
     C.save_result(name, data)
     for line in data["table"] + data["verdicts"]:
         C.one_line("ack_latency", line)

@@ -203,10 +203,14 @@ def main() -> None:
     p.add_argument("--max-seconds", type=float, default=570.0, help="hard stop, so a run ends in under 10 minutes")
     p.add_argument("--served", action="store_true", help="RSS of the acking process of `numbers-bot serve` over HTTP")
     p.add_argument("--concurrency", type=int, default=10, help="--served: commands in flight")
+    p.add_argument("--batch", type=int, default=200, help="--served: commands sent before waiting for their answers")
     p.add_argument("--bot-src", metavar="DIR", help="--served: run the bot from this tree (see ack_latency.py)")
     args = p.parse_args()
     if args.served:
         from _memory_served import run_served
+        from _procs import exit_on_sigterm
+
+        exit_on_sigterm()
 
         served = asyncio.run(run_served(args, checkpoints(args.flows)))
         C.save_result("memory-served", served)

@@ -3,7 +3,7 @@
 ``ack_latency.py --profile DIR`` runs every server under py-spy (installed by hand into the
 venv, not a project dependency); this reads one of the raw files (``process PID:"cmd";frame;…
 count`` per line; py-spy leaves idle samples out, so a sample is time on the CPU) and prints,
-per process: samples, the share of them whose stack passes through each part of the code
+per process: busy samples (stacks topped by a wait are left out), the share of them whose stack passes through each part of the code
 (inclusive, so shares overlap), and the functions most often on top of the stack.
 
     .venv/bin/python benchmarks/profile_summary.py /tmp/prof/bot-*.txt
@@ -21,7 +21,7 @@ from typing import Any
 
 # (name, substrings of a frame's file path); a stack counts for every part it passes through.
 PARTS: list[tuple[str, tuple[str, ...]]] = [
-    ("uvicorn / h11 (HTTP)", ("/uvicorn/", "/h11/", "bot/http_limits")),
+    ("HTTP parsing (uvicorn's protocol, h11)", ("/uvicorn/protocols/", "/h11/", "bot/http_limits")),
     ("gate: limits + signature", ("bot/slack/gate", "slack_sdk/signature")),
     ("Bolt dispatch", ("/slack_bolt/",)),
     ("front / acks / inbox (split)", ("bot/front", "bot/slack/acks", "bot/inbox", "bot/supervisor", "bot/workproc")),
@@ -34,8 +34,10 @@ PARTS: list[tuple[str, tuple[str, ...]]] = [
     ("Slack Web API client", ("slack_sdk/web", "/aiohttp/", "bot/slack/notifier", "bot/delivery")),
     ("worker (fulfilment)", ("bot/worker",)),
     ("logging", ("/logging/", "bot/logs")),
-    ("asyncio loop", ("/asyncio/",)),
 ]
+# Stacks whose top frame is one of these wait rather than run (py-spy's idle detection misses them):
+# the event loop's select, a thread pool's idle workers, the benchmark's own probe thread.
+IDLE_TOP = re.compile(r"^(EpollSelector\.select|_worker) \(.*(selectors|thread)\.py:\d+\)$|sitecustomize\.py:")
 FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*):(?P<line>\d+)\)$")
 
 
@@ -57,14 +59,20 @@ def parse(path: Path) -> dict[str, collections.Counter[tuple[str, ...]]]:
     return per_process
 
 
-def summarise(stacks: collections.Counter[tuple[str, ...]], top: int = 12) -> dict[str, Any]:
+def summarise(stacks: collections.Counter[tuple[str, ...]], top: int = 12, loop_only: bool = True) -> dict[str, Any]:
+    idle = sum(c for stack, c in stacks.items() if stack and IDLE_TOP.search(stack[-1]))
+    stacks = collections.Counter({s: c for s, c in stacks.items() if not (s and IDLE_TOP.search(s[-1]))})
+    threads = sum(stacks.values())
+    if loop_only:  # the event loop's thread: where an ack waits if something else runs
+        stacks = collections.Counter({s: c for s, c in stacks.items() if any("run_forever" in f for f in s)})
     total = sum(stacks.values())
     parts: collections.Counter[str] = collections.Counter()
     leaves: collections.Counter[str] = collections.Counter()
     for stack, count in stacks.items():
         files = " ".join(stack)
         for name, markers in PARTS:
-            if any(m in files for m in markers):
+            # py-spy names a library's file from its package ("(slack_bolt/app/…"), a path otherwise
+            if any(m in files or (m[0] == "/" and "(" + m[1:] in files) for m in markers):
                 parts[name] += count
         if stack:
             m = FRAME.match(stack[-1])
@@ -72,6 +80,8 @@ def summarise(stacks: collections.Counter[tuple[str, ...]], top: int = 12) -> di
     pct = (lambda c: round(100.0 * c / total, 1)) if total else (lambda c: 0.0)
     return {
         "samples": total,
+        "idle_samples_left_out": idle,
+        "busy_samples_all_threads": threads,
         "parts_pct": {name: pct(parts[name]) for name, _ in PARTS if parts[name]},
         "top_leaf_pct": {name: pct(c) for name, c in leaves.most_common(top)},
     }
@@ -82,16 +92,19 @@ def main() -> None:
     p.add_argument("files", nargs="+", type=Path)
     p.add_argument("--top", type=int, default=12)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--all-threads", action="store_true", help="count every thread (the store's pool too), not only "
+                   "the event loop's")
     args = p.parse_args()
     out: dict[str, Any] = {}
     for path in args.files:
         for process, stacks in sorted(parse(path).items(), key=lambda kv: -sum(kv[1].values())):
-            out[f"{path.name} {process[:90]}"] = summarise(stacks, args.top)
+            out[f"{path.name} {process[:90]}"] = summarise(stacks, args.top, not args.all_threads)
     if args.json:
         json.dump(out, sys.stdout, indent=2)
         return
     for name, s in out.items():
-        print(f"\n== {name}: {s['samples']} samples")
+        print(f"\n== {name}: {s['samples']} busy samples on the event loop ({s['busy_samples_all_threads']} busy in all "
+              f"threads, {s['idle_samples_left_out']} waiting, left out)")
         for part, share in sorted(s["parts_pct"].items(), key=lambda kv: -kv[1]):
             print(f"   {share:5.1f}%  {part}")
         print("   top of stack:")

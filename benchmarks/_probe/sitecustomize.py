@@ -4,11 +4,12 @@
 ``BENCH_PROBE_DIR``; Python imports ``sitecustomize`` at start-up, in every
 process of the measured server (a child started with the same environment
 too). The probe times every garbage collection through ``gc.callbacks`` and
-keeps the full (generation 2) ones and any pause of 1 ms or more with its end
-time on ``time.monotonic()`` (CLOCK_MONOTONIC, system-wide on Linux, so the
+keeps the full (generation 2) ones and any pause of 1 ms or more (the last
+2,000) with its end time on ``time.monotonic()`` (CLOCK_MONOTONIC, system-wide on Linux, so the
 benchmark can cut them to a load window). A daemon thread writes
 ``probe-<pid>.json`` (pauses, collections per generation, ``gc.isenabled()``,
-the thresholds, frozen objects) every 0.25 s, by atomic rename. Without
+the thresholds, frozen objects) by atomic rename, within 0.25 s of a
+collection and at least once a second. Without
 ``BENCH_PROBE_DIR`` it does nothing.
 """
 
@@ -22,7 +23,7 @@ if os.environ.get("BENCH_PROBE_DIR"):
     import time
 
     _DIR = os.environ["BENCH_PROBE_DIR"]
-    _KEEP = 20000
+    _KEEP = 2000  # the last pauses kept: enough for a load window, cheap to write
     _state = {"started": 0.0, "pauses": [], "counts": [0, 0, 0]}
 
     def _on_gc(phase, info):
@@ -56,12 +57,19 @@ if os.environ.get("BENCH_PROBE_DIR"):
         os.replace(path + ".tmp", path)
 
     def _writer():
+        # Written when a collection happened since the last write, and at least once a second (the
+        # benchmark waits for a write after its window): the probe must not cost the process much.
+        last_counts, last_write = None, 0.0
         while True:
             time.sleep(0.25)
+            counts = list(_state["counts"])
+            if counts == last_counts and time.monotonic() - last_write < 1.0:
+                continue
             try:
                 _write()
             except Exception:  # the directory went away at the end of a run
                 return
+            last_counts, last_write = counts, time.monotonic()
 
     def _start():
         _state["pauses"] = []
