@@ -196,7 +196,7 @@ def serve_split(settings: Settings) -> None:
     # Ask Slack who we are before binding the port: a refused token is one line from the CLI.
     installation = asyncio.run(_learn(slack_client(settings)))
     path, lock_fd = claim_slot(default_inbox_path(settings).resolve())
-    inbox = Inbox(path)
+    inbox = Inbox(path, checkpoints=False)
     work = WorkProcess(path, lock_fd)
     app = create_front_app(settings, installation, inbox, nudge=work.nudge, on_start=work.start, on_stop=work.stop)
     config = uvicorn_config(app, host="0.0.0.0", port=settings.port, log_level=settings.log_level.lower())

@@ -7,6 +7,9 @@ lifespan, so it runs exactly as long as the process serves Slack.
 
 Socket Mode (``SLACK_APP_TOKEN`` set) needs no public URL: the app opens a
 WebSocket to Slack instead.
+
+``serve()`` in HTTP mode runs two processes instead (``bot.front`` acks, ``bot.workproc`` runs this
+same Bolt app and worker); ``create_asgi_app`` is the one-process app, which the tests drive.
 """
 
 from __future__ import annotations

@@ -30,9 +30,18 @@ STOP_TIMEOUT = 45.0  # the child's own stop waits up to 20 s for listeners and 1
 RESTART_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0)
 STABLE_AFTER = 30.0  # a child that ran this long resets the restart delay
 _PR_SET_PDEATHSIG = 1
+WORK_NICENESS = 10
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    # Ctrl-C reaches the whole process group; the front stops the child itself (SIGTERM), so the child
+    # ignores SIGINT from its first instruction (an ignored signal stays ignored across exec, and Python
+    # then installs no KeyboardInterrupt for it).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        os.nice(WORK_NICENESS)  # when both want the CPU, the acks get it first
+    except OSError:
+        pass
     if sys.platform.startswith("linux"):
         try:
             ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)

@@ -147,7 +147,7 @@ def _watch_nudges(fd: int | None, drain: Drain) -> None:
 async def run_work(
     settings: Settings, inbox_path: Path, *, nudge_fd: int | None = None, parent: int | None = None, **overrides: Any
 ) -> None:
-    """Build the Slack app and the components, drain the inbox until SIGTERM/SIGINT, stop cleanly."""
+    """Build the Slack app and the components, drain the inbox until SIGTERM (or the front is gone), stop cleanly."""
     from bot.server import lifespan_worker
     from bot.slack.app import build_slack
     from bot.slack.deps import SlackDeps
@@ -165,8 +165,10 @@ async def run_work(
     inbox = Inbox(inbox_path)
     drain = Drain(slack_app, deps, inbox)
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, drain.stopping.set)
+    loop.add_signal_handler(signal.SIGTERM, drain.stopping.set)
+    # Ctrl-C reaches the whole process group: the front stops this process in its own time (SIGTERM);
+    # an early exit here would be taken for a crash and restarted (``bot.supervisor`` ignores it from exec).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     start, stop = lifespan_worker(components)
     await start()
     _watch_nudges(nudge_fd, drain)

@@ -331,6 +331,17 @@ class ServedBot:
         assert self.process is not None
         self.process.kill()
 
+    def pids(self) -> set[int]:
+        """The ack process and its children (the work process, which drives the worker): Linux ``/proc``."""
+        if self.process is None:
+            return set()
+        pid = self.process.pid
+        try:
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:
+            children = []
+        return {pid, *(int(c) for c in children)}
+
     def stop(self) -> None:
         if self.process is not None:
             self.process.stop()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import sqlite3
 import sys
 import time
@@ -176,3 +177,24 @@ async def test_a_forged_request_to_the_front_is_refused_and_never_runs(world):
     await bot.response_to(ok_url)
     assert not world.slack.response_posts(url)
     inbox.close()
+
+
+async def test_ctrl_c_to_serve_stops_both_processes_and_starts_no_other(world):
+    bot = await world().start()
+    worker = await work_pid(bot)
+    process = bot.process
+    assert process is not None
+    # A request whose body is still coming keeps the front's shutdown waiting (up to the gate's body
+    # timeout): long enough for a work process that quit on Ctrl-C by itself to be taken for a crash.
+    port = int(bot.url.rsplit(":", 1)[1])
+    slow = socket.create_connection(("127.0.0.1", port))
+    slow.sendall(
+        f"POST /slack/events HTTP/1.1\r\nHost: bot\r\nContent-Length: 100\r\nContent-Type: {FORM}\r\n"
+        f"X-Slack-Request-Timestamp: {int(time.time())}\r\nX-Slack-Signature: v0={'0' * 64}\r\n\r\ntoken=".encode()
+    )
+    await asyncio.sleep(0.2)  # the front is reading that body  # noqa: ASYNC - a real client's pace, not a wait for a condition
+    for pid in (worker, process.pid):  # a terminal's Ctrl-C reaches every process of the group
+        os.kill(pid, signal.SIGINT)
+    await until(lambda: not process.alive() and not alive(worker), 30, "both processes to end")
+    slow.close()
+    assert process.output().count("work process started") == 1
