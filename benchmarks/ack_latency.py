@@ -452,7 +452,7 @@ def main() -> None:
     p.add_argument("--sandbox-latency", type=float, default=2.0)
     p.add_argument("--request-timeout", type=float, default=40.0, help="per request (a lock can hold an ack 20 s)")
     p.add_argument("--run-timeout", type=float, default=180.0, help="hard limit for one round's requests")
-    p.add_argument("--drain-timeout", type=float, default=120.0, help="how long to wait for the bot's answers")
+    p.add_argument("--drain-timeout", type=float, default=300.0, help="how long to wait for the bot's answers")
     p.add_argument("--bot-env", action="append", default=[], metavar="NAME=VALUE",
                    help="extra environment for the bot (variants); the result file is then named -variant")
     p.add_argument("--bot-src", metavar="DIR", help="run the bot from this tree (a directory holding bot/, e.g. "
