@@ -13,7 +13,6 @@ and the longest GC pause and full collections so far in the acking process (the 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import shutil
 import tempfile
 import time
