@@ -24,7 +24,8 @@ PARTS: list[tuple[str, tuple[str, ...]]] = [
     ("HTTP parsing (uvicorn's protocol, h11)", ("/uvicorn/protocols/", "/h11/", "bot/http_limits")),
     ("gate: limits + signature", ("bot/slack/gate", "slack_sdk/signature")),
     ("Bolt dispatch", ("/slack_bolt/",)),
-    ("front / acks / inbox (split)", ("bot/front", "bot/slack/acks", "bot/inbox", "bot/supervisor", "bot/workproc")),
+    ("front: acks + inbox hand-over", ("bot/front", "bot/slack/acks", "bot/inbox", "bot/supervisor")),
+    ("work process: inbox drain", ("bot/workproc",)),
     ("listeners", ("bot/slack/commands", "bot/slack/actions", "bot/slack/views", "bot/slack/home")),
     ("services", ("bot/services",)),
     ("providers + httpx", ("bot/providers/", "/httpx/", "/httpcore/")),
@@ -51,7 +52,7 @@ def parse(path: Path) -> dict[str, collections.Counter[tuple[str, ...]]]:
             continue
         frames = stack.split(";")
         process = "?"
-        if frames[0].startswith("process "):
+        while frames and frames[0].startswith("process "):  # a child's stacks sit under its parent's frame
             process = frames.pop(0)[len("process "):]
         while frames and frames[0].startswith("thread "):
             frames.pop(0)
