@@ -65,7 +65,9 @@ def arm(sandbox: SandboxServices, case: dict[str, Any], providers: list[str]) ->
     if "acs" in providers and "acs" in delays:
         sandbox.acs.faults.add("delay", method="POST", path=r"/:search$", seconds=delays["acs"], times=1)
     if "plivo" in providers and "plivo" in delays:
-        sandbox.plivo.faults.add("delay", method="GET", path=r"/AvailableNumberGroup/$", seconds=delays["plivo"], times=1)
+        # The search of either Plivo API (PLIVO_API=numbers is the default; groups the deprecated one).
+        sandbox.plivo.faults.add("delay", method="GET", path=r"/(PhoneNumber|AvailableNumberGroup)/$", seconds=delays["plivo"],
+                                 times=1)
 
 
 def medians(times: dict[str, list[float]]) -> dict[str, float]:
