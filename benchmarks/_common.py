@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import os
 import platform
 import socket
@@ -61,7 +62,9 @@ def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     if not ordered:
         return float("nan")
-    k = max(0, min(len(ordered) - 1, int(round(p / 100.0 * len(ordered) + 0.5)) - 1))
+    # The smallest value with at least p% of the values at or below it: rank ceil(p·n/100). (A former
+    # int(round(x + 0.5)) took one rank too many whenever banker's rounding went up, e.g. p99 of 500.)
+    k = max(0, min(len(ordered) - 1, math.ceil(p * len(ordered) / 100.0 - 1e-9) - 1))
     return ordered[k]
 
 
@@ -166,3 +169,16 @@ def sandbox_settings(tmp: Path, poll: float, api_url: str = "http://127.0.0.1:9/
         SLACK_SIGNING_SECRET=SIGNING_SECRET,
         SLACK_API_URL=api_url,
     )
+
+
+def median_spread(values: Iterable[float | None]) -> dict[str, float | int | None]:
+    """Median of the values with their spread (min and max); ``None`` values (a round that failed) are left out."""
+    kept = sorted(v for v in values if v is not None)
+    if not kept:
+        return {"median": None, "min": None, "max": None, "rounds": 0}
+    return {"median": round(statistics.median(kept), 3), "min": kept[0], "max": kept[-1], "rounds": len(kept)}
+
+
+def verdict(met: bool | None, text: str) -> str:
+    """A verdict line: PASS, FAIL, or n/a when there was nothing to judge."""
+    return f"{'n/a ' if met is None else 'PASS' if met else 'FAIL'} {text}"

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -148,11 +147,12 @@ def acks(pg: str, n: int, concurrency: int) -> dict[str, Any]:
     """``ack_latency.py`` once with the store on SQLite and once on PostgreSQL: p99 against the bare Bolt app."""
     out = {}
     for engine, extra in (("sqlite", []), ("postgresql", ["--bot-env", f"NUMBERS_DB={pg}"])):
-        cmd = [C.PYTHON, str(C.BENCH / "ack_latency.py"), "-n", str(n), "-c", str(concurrency), "--repeat", "1", *extra]
+        cmd = [C.PYTHON, str(C.BENCH / "ack_latency.py"), "-n", str(n), "-c", str(concurrency), "--rounds", "1",
+               "--scenarios", "none", *extra]
         subprocess.run(cmd, check=True, timeout=900, stdout=subprocess.DEVNULL)
         name = "ack_latency-variant" if extra else "ack_latency"
         result = json.loads((C.RESULTS / f"{name}-latest.json").read_text())
-        out[engine] = result["comparisons"][0] if result["comparisons"] else result["runs"]
+        out[engine] = result["summary"][0] if result["summary"] else result["runs"]
         C.one_line("engines", f"acks {engine}: {out[engine]}")
     return out
 

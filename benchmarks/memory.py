@@ -19,6 +19,12 @@ the lines whose allocations grew most: where a per-request leak lives.
     .venv/bin/python benchmarks/memory.py                  # 10,000 flows (a few minutes on 2 cores)
     .venv/bin/python benchmarks/memory.py --flows 2000 --trace
     .venv/bin/python benchmarks/memory.py --notifier slack # SlackNotifier against the stub Slack server
+    .venv/bin/python benchmarks/memory.py --served         # RSS of the acking process of `numbers-bot serve`
+
+``--served`` (``_memory_served.py``) measures the process that acks instead: ``numbers-bot serve``
+as its own process tree, each flow one signed ``/numbers search US tollfree`` over HTTP (acked,
+then searched, saved, rendered and posted by the process that does the work), RSS of the
+acking process after 100 … 10,000 of them, with its GC pauses (issue 18's target).
 """
 
 from __future__ import annotations
@@ -195,7 +201,22 @@ def main() -> None:
     p.add_argument("--trace-from", type=int, default=1000,
                    help="the tracemalloc baseline sample (after the sandbox's bounded request log has filled)")
     p.add_argument("--max-seconds", type=float, default=570.0, help="hard stop, so a run ends in under 10 minutes")
+    p.add_argument("--served", action="store_true", help="RSS of the acking process of `numbers-bot serve` over HTTP")
+    p.add_argument("--concurrency", type=int, default=10, help="--served: commands in flight")
+    p.add_argument("--batch", type=int, default=200, help="--served: commands sent before waiting for their answers")
+    p.add_argument("--bot-src", metavar="DIR", help="--served: run the bot from this tree (see ack_latency.py)")
     args = p.parse_args()
+    if args.served:
+        from _memory_served import run_served
+        from _procs import exit_on_sigterm
+
+        exit_on_sigterm()
+
+        served = asyncio.run(run_served(args, checkpoints(args.flows)))
+        C.save_result("memory-served", served)
+        C.one_line("memory", f"served: {served['flows_done']} flows in {served['seconds']} s; acking process RSS "
+                   f"ratio {served['ack_rss_ratio_last_over_100']}, target met: {served['target_met']}")
+        return
     data = asyncio.run(run(args))
     name = "memory" if not args.trace else "memory-trace"
     C.save_result(name, data)

@@ -11,10 +11,10 @@ run() {
   "$PY" "$@" > /dev/null || status=1
 }
 run benchmarks/ack_latency.py
-run benchmarks/ack_latency.py --sandbox remote --repeat 1
 run benchmarks/fanout.py
 run benchmarks/time_to_tell.py
 run benchmarks/store_scale.py
 run benchmarks/memory.py
+run benchmarks/memory.py --served
 echo "== done ($(date -u +%H:%M:%S)); results in benchmarks/results/*-latest.json" >&2
 exit $status
