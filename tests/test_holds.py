@@ -1,4 +1,4 @@
-"""The search-again rule (SPEC.md "Holds"), as a pure function: same quantity at no more than
+"""The search-again rule (``bot/domain/holds.py``), as a pure function: same quantity at no more than
 the approved monthly cost goes ahead; anything else goes back for a fresh approval."""
 
 from __future__ import annotations

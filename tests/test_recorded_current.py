@@ -1,4 +1,4 @@
-"""Recorded answers of the current services (PROVIDERS.md, "What changed since the seeds"),
+"""Recorded answers of the current services (the APIs as they are now, not as the first version knew them),
 replayed through our clients with httpx.MockTransport.
 
 * ACS 2025-06-01: the purchase refused for a missing do-not-resell agreement

@@ -110,7 +110,7 @@ async def test_acs_purchase_operation_that_ends_failed(slack_bot):
 
 async def test_hold_that_runs_out_between_approval_and_purchase(slack_bot):
     """ACS throttles the purchase (429, Retry-After) and the hold expires meanwhile: ACS refuses the
-    expired search, nothing is bought, the bot searches again (SPEC "Holds") and buys the new numbers
+    expired search, nothing is bought, the bot searches again (the search-again rule) and buys the new numbers
     at no more than the approved cost; the card says which numbers changed."""
     bot, slack = slack_bot, slack_bot.slack
     request, ts = await requested(bot, "acs")

@@ -19,7 +19,7 @@ ALLOWED = {
     ("fulfilling", "failed"),
     ("fulfilling", "provider_pending"),
     ("fulfilling", "needs_attention"),
-    # SPEC "Holds": an expired hold re-searched on approval
+    # The search-again rule: an expired hold re-searched on approval
     ("approved", "pending"),
     ("approved", "failed"),
     # the hold ran out while the purchase waited: refused, nothing spent, search again

@@ -1,4 +1,4 @@
-"""The ``/numbers`` command grammar (SPEC.md "Slack surface"): the one parser of Slack's command,
+"""The ``/numbers`` command grammar (README, "The flow in Slack"): the one parser of Slack's command,
 the search form (``search_fields``) and the CLI.
 
 ``parse(text)`` returns a ``Command`` or raises ``UsageError`` whose message says

@@ -1,4 +1,4 @@
-"""What happens when a held search runs out before the purchase (SPEC.md "Holds").
+"""What happens when a held search runs out before the purchase: the search-again rule.
 
 The provider is searched again with the request's query. The rule is pure and
 lives here: the first fresh offer of the same quantity at no more than the

@@ -26,7 +26,7 @@ class Kind(StrEnum):
 
 
 class Phase(StrEnum):
-    """Where a provider operation stands (the ``operations`` table, SPEC.md "Durable work")."""
+    """Where a provider operation stands (the ``operations`` table)."""
 
     INTENT = "intent"  # recorded before the spending call is sent; after a crash, ask the provider
     POLLING = "polling"  # the provider accepted it; its ref says how to poll

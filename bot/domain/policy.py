@@ -1,4 +1,4 @@
-"""Who may do what (SPEC.md "Who may do what"), as pure functions.
+"""Who may do what, as pure functions.
 
 Nothing here does I/O: whether a user belongs to an approver user group is
 resolved by the caller (the Slack side asks ``usergroups.users.list``) and

@@ -157,7 +157,7 @@ class NumberRequest:
 
 @dataclass
 class Operation:
-    """A provider call in flight for a request (SPEC.md "Durable work").
+    """A provider call in flight for a request.
 
     ``phase``: ``intent`` (recorded before the spending call is sent: after a
     crash in this phase the provider must be asked, see ``Provider.recover``),

@@ -1,4 +1,4 @@
-"""Request states and the transitions between them (SPEC.md, "Requests and their states").
+"""Request states and the transitions between them (README, "Requests and their states").
 
 A transition is applied by the store as compare-and-set: it names the state it
 expects, and it applies only if the request is still in that state. Two
@@ -26,9 +26,9 @@ class State(StrEnum):
     NEEDS_ATTENTION = "needs_attention"
 
 
-# Every allowed move. SPEC.md lists the first nine; the last three come from its
-# "Holds" paragraph: approving an expired ACS hold re-runs the search while the
-# request is `approved`; a worse result sends it back to `pending` for a fresh
+# Every allowed move. The first nine are the product's; the last three are the
+# search-again rule (``bot/domain/holds.py``): approving an expired ACS hold re-runs the
+# search while the request is `approved`; a worse result sends it back to `pending` for a fresh
 # approval, and a provider that refuses the new search ends it as `failed`
 # (no money was spent; nothing to look at). A hold can also run out after the
 # approval, while the purchase waits (ACS throttled it): ACS refuses the

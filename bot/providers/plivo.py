@@ -6,7 +6,7 @@ rent answers at once: ``fulfilled`` with the numbers (each with its own
 ``status``: a rent can partly succeed), or ``pending`` in countries with
 address regulations, where a person at Plivo follows up and no number exists yet.
 
-Protocol facts this adapter relies on (PROVIDERS.md, Plivo section):
+Protocol facts this adapter relies on (README, "Providers", Plivo):
 
 * base ``{api_url}/v1/Account/{auth_id}/``, every path ends with ``/``, HTTP
   Basic auth ``auth_id:auth_token``;

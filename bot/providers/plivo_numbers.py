@@ -2,7 +2,7 @@
 
 The number-group API of the seeds was deprecated by Plivo in 2015 (its SDK
 raises before calling it; SDK 4.x has no group calls). The current one
-(PROVIDERS.md, "What changed since the seeds"):
+(what changed since the first version: the group API is deprecated):
 
 * search ``GET PhoneNumber/?country_iso=&type=&pattern=&region=&services=&limit=&offset=``
   → real numbers, each with ``monthly_rental_rate``/``setup_rate`` (strings)

@@ -1,6 +1,6 @@
 """Telnyx Numbers API v2, through the bot's provider port.
 
-Telnyx maps onto what the bot does for ACS (``PROVIDERS.md`` "Telnyx"):
+Telnyx maps onto what the bot does for ACS (README, "Providers", Telnyx):
 
 * Search (``GET /v2/available_phone_numbers``) holds nothing. When a user
   *requests* an offer, ``prepare`` reserves its numbers

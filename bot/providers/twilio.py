@@ -1,11 +1,11 @@
 """Twilio Phone Numbers (REST API 2010-04-01), through the bot's provider port.
 
-How Twilio differs from the other providers (``PROVIDERS.md`` "Twilio"):
+How Twilio differs from the other providers (README, "Providers", Twilio):
 
 * **No hold.** A search reserves nothing; a number can be bought by someone
   else before the request is approved. Buying it then fails with 21422, which
   this adapter raises as ``HoldExpired``: nothing was spent, and the worker
-  searches again for an equivalent within the approved cost (SPEC.md "Holds").
+  searches again for an equivalent within the approved cost (the search-again rule, ``bot/domain/holds.py``).
 * **No order id.** ``POST IncomingPhoneNumbers.json`` is synchronous and
   answers with the number's ``PN…`` resource. The purchase is tagged with the
   request's reference in ``FriendlyName``; after an unknown outcome,

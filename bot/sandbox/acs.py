@@ -1,6 +1,6 @@
 """A simulated ACS Phone Numbers service that behaves like the recorded traffic.
 
-What it does, as the real service did in the recordings (``PROVIDERS.md``):
+What it does, as the real service did in the recordings (the recorded traffic):
 
 * Verifies the HMAC-SHA256 signature of every request (401 with a
   CommunicationErrorResponse otherwise) and rejects an ``x-ms-date`` more than

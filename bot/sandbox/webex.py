@@ -1,6 +1,6 @@
 """A simulated Webex Calling service: available numbers, locations and people.
 
-It speaks the Webex REST protocol as the real service does (see PROVIDERS.md):
+It speaks the Webex REST protocol as the real service does (README, "Providers", Webex Calling):
 bearer tokens, the ``{message, errors[{description, errorCode?}], trackingId}``
 error shape echoing the caller's ``TrackingID``, ``Link: <…>; rel="next"``
 paging with absolute URLs, ``429`` + ``Retry-After`` throttling, and a person

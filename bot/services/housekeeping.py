@@ -29,7 +29,7 @@ class HoldKeeping(ServiceCore):
     While a request waits for approval its hold is extended before it lapses;
     when the request is denied, cancelled or expires the hold is let go. failures are logged and audited, never raised: a
     hold that could not be extended is found out at purchase, where the worker
-    searches again (SPEC.md "Holds").
+    searches again (the search-again rule, ``bot/domain/holds.py``).
     """
 
     _holds_checked_at: datetime | None = None

@@ -30,7 +30,7 @@ HOLD_GONE = datetime(1970, 1, 1, tzinfo=timezone.utc)  # "the hold is gone", wha
 
 class SearchAgain(Outcomes):
     async def rehold(self, request: NumberRequest) -> NumberRequest | None:
-        """The hold expired before the purchase: search again (SPEC.md "Holds"). The request to
+        """The hold expired before the purchase: search again (the search-again rule, ``bot/domain/holds.py``). The request to
         buy now, or None when it went back to ``pending``, failed, or the search is tried later."""
         gone = why_searching_again(request.provider)
         offer = await self.service.offer(request.offer_id)
@@ -125,7 +125,7 @@ class SearchAgain(Outcomes):
 
     async def _hold_ran_out(self, op: Operation, request: NumberRequest, exc: HoldExpired) -> None:
         """The hold expired before the provider took the purchase: nothing spent, so back to
-        ``approved`` with the hold marked gone; ``begin`` then searches again (SPEC.md "Holds").
+        ``approved`` with the hold marked gone; ``begin`` then searches again (the search-again rule, ``bot/domain/holds.py``).
 
         The hold is marked gone outright rather than "expired now": with the local clock behind
         the provider's, "now" could still be before the hold's end and the search would not run."""

@@ -7,7 +7,7 @@ a search must carry ``agreeToNotResell: true`` or the service refuses it, so
 the offer carries ``ref["agree_to_not_resell"]`` and the purchase sends the
 agreement only then (approving the request is the organisation's agreement).
 
-How the real service behaves (``PROVIDERS.md``, recorded traffic beats docs):
+How the real service behaves (the recorded traffic, which beats the docs):
 
 * Searching is a long-running operation: ``POST …/:search`` answers ``202``
   with an *empty* body and a relative ``Operation-Location`` that already

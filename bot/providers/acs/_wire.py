@@ -1,6 +1,6 @@
 """ACS's JSON and the domain's values: search bodies and results, operations, errors, times.
 
-How the real service answers (``PROVIDERS.md``, recorded traffic beats docs): operation statuses
+How the real service answers (the recorded traffic, which beats the docs): operation statuses
 are not monotonic and arrive capitalised or in lower camel case (only ``succeeded`` and
 ``failed`` end one); the 2021 service capitalised enum values, the 2022 one did not; times carry
 7 fractional digits.
