@@ -25,11 +25,13 @@ def clicked(body: dict[str, Any]) -> str:
 
 def request_id_of(value: str) -> int:
     """A button value that should name a request; anything else is refused in words."""
-    if not _REQUEST_ID.match(value.strip()):
+    digits = value.strip()
+    if not _REQUEST_ID.match(digits):
         # Echo only harmless characters: a forged value like ``<!channel>`` must not come back as live mrkdwn.
         shown = re.sub(r"[^0-9A-Za-z ._;:=+-]", "?", value[:40])
         raise NotFound(f"That button does not name a request (`{shown}`).")
-    return int(value)
+    # The stripped digits: str.strip() drops \x1c-\x1f, which int() refuses ("\x1c1" was a ValueError).
+    return int(digits)
 
 
 def _values(view: Any) -> dict[str, Any]:
