@@ -150,21 +150,10 @@ async def run_work(
 ) -> None:
     """Build the Slack app and the components, drain the inbox until SIGTERM (or the front is gone), stop cleanly."""
     from bot.server import lifespan_worker
-    from bot.slack.app import build_slack
-    from bot.slack.configure import render_config
-    from bot.slack.deps import SlackDeps
+    from bot.slack.app import build_slack, slack_deps
 
     slack_app, components = build_slack(settings, handed_over=True, **overrides)
-    service = components.service
-    deps = SlackDeps(
-        service=service,
-        settings=settings,
-        client=slack_app.client,
-        clock=service.clock,
-        render=render_config(settings),
-        in_flight=components.in_flight,
-        pacer=getattr(service.notifier, "pacer", None),
-    )
+    deps = slack_deps(components, settings, slack_app.client)
     inbox = Inbox(inbox_path)
     drain = Drain(slack_app, deps, inbox)
     loop = asyncio.get_running_loop()

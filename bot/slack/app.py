@@ -111,6 +111,20 @@ def _retry_number(headers: dict[str, Any]) -> int:
     return int(value) if str(value).isdigit() else 0
 
 
+def slack_deps(components: Components, settings: Settings, client: AsyncWebClient) -> SlackDeps:
+    """What the listeners share (the work process's stale-row answers use the same)."""
+    service = components.service
+    return SlackDeps(
+        service=service,
+        settings=settings,
+        client=client,
+        clock=service.clock,
+        render=render_config(settings),
+        in_flight=components.in_flight,
+        pacer=getattr(service.notifier, "pacer", None),
+    )
+
+
 def create_slack_app(
     components: Components, settings: Settings, *, client: AsyncWebClient | None = None, handed_over: bool = False
 ) -> AsyncApp:
@@ -132,15 +146,7 @@ def create_slack_app(
     )
     # After Bolt's own middleware (signature check first): an unsigned "retry" never gets this far.
     app.middleware(SeenDeliveries(store=service.store).middleware)
-    deps = SlackDeps(
-        service=service,
-        settings=settings,
-        client=client,
-        clock=service.clock,
-        render=render_config(settings),
-        in_flight=components.in_flight,
-        pacer=getattr(service.notifier, "pacer", None),
-    )
+    deps = slack_deps(components, settings, client)
     listeners.register(app, deps)
 
     @app.error
